@@ -1,0 +1,311 @@
+"""Load ``config/<name>.json``, the project's one source of configuration.
+
+Every entry point (tasks, noxfile, wsgi, gunicorn, containers) reads its settings through
+:func:`load_config`, so this module needs nothing beyond the standard library.
+
+A config file is a list of entries in the ECS container-definition format::
+
+    [{"name": "POSTGRES_DB", "value": "app"},
+     {"name": "SECRET_KEY", "valueFrom": "arn:aws:secretsmanager:...:SECRET_KEY"}]
+
+Precedence, highest first:
+
+1. a variable of the same name already set in the process environment
+   (``POSTGRES_PORT=6000 inv dev`` overrides the file for that run; ``inv config.show`` says so);
+2. the entry's ``value`` in the file.
+
+A ``valueFrom`` entry is a secret: the file only says where the secret lives in production, and
+locally its value comes from the environment variable of the same name. It is never a literal
+in the file, and loading fails with a sentence when it is not set.
+
+``APPLICATION_CONFIG`` picks the file (default ``development``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CONFIG = "development"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+# Typed settings: validated when a file is loaded, so a bad value is reported with its file.
+INTEGER_SETTINGS = {
+    "POSTGRES_PORT": (0, 65535),
+    "POSTGRES_CONNECT_TIMEOUT": (1, 300),
+    "USERS_PER_PAGE_MAX": (1, 10000),
+    "MAX_CONTENT_LENGTH": (1, 1 << 30),
+    "PROXY_FIX_X_FOR": (0, 10),
+    "GUNICORN_WORKERS": (0, 64),
+    "GUNICORN_THREADS": (1, 64),
+    "GUNICORN_TIMEOUT": (1, 3600),
+    "GUNICORN_GRACEFUL_TIMEOUT": (1, 3600),
+}
+BOOLEAN_SETTINGS = {"FLASK_DEBUG", "SESSION_COOKIE_SECURE"}
+CHOICE_SETTINGS = {
+    "FLASK_CONFIG": ("development", "testing", "production"),
+    "POSTGRES_SSLMODE": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+class ConfigError(Exception):
+    """A configuration mistake, told in one sentence; tasks exit with code 2 on it."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One setting: its value and where that value came from."""
+
+    name: str
+    value: str | None
+    source: str  # "file", "environment", "override" (set by code), or "unset" (a secret with no value yet)
+    value_from: str | None = None
+
+    @property
+    def secret(self) -> bool:
+        return self.value_from is not None
+
+
+@dataclass(frozen=True)
+class Config(Mapping[str, str]):
+    """The effective settings of one config file, read-only, in file order."""
+
+    name: str
+    path: Path
+    entries: tuple[Entry, ...]
+
+    def _resolved(self) -> dict[str, str]:
+        return {e.name: e.value for e in self.entries if e.value is not None}
+
+    def __getitem__(self, key: str) -> str:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+    @property
+    def values(self) -> dict[str, str]:  # type: ignore[override]
+        """The resolved settings as a plain dict."""
+        return self._resolved()
+
+    def entry(self, name: str) -> Entry:
+        """Return the entry called ``name``."""
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def environ(self) -> dict[str, str]:
+        """Variables for a child process: every resolved setting plus APPLICATION_CONFIG."""
+        return {**self._resolved(), "APPLICATION_CONFIG": self.name}
+
+    def display_path(self) -> str:
+        return display_path(self.path)
+
+    def replace(self, **values: str) -> Config:
+        """Return a copy with some settings replaced (source "override"); unknown names are added."""
+        entries = [
+            Entry(e.name, str(values[e.name]), "override", e.value_from) if e.name in values else e
+            for e in self.entries
+        ]
+        known = {e.name for e in self.entries}
+        entries += [Entry(k, str(v), "override") for k, v in values.items() if k not in known]
+        return Config(name=self.name, path=self.path, entries=tuple(entries))
+
+
+def display_path(path: Path) -> str:
+    """Show ``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def config_name(environ: Mapping[str, str] | None = None) -> str:
+    """Return the config name that APPLICATION_CONFIG selects (default ``development``)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("APPLICATION_CONFIG") or DEFAULT_CONFIG
+
+
+def available_configs(config_dir: Path | None = None) -> list[str]:
+    """Return the names of the config files in ``config_dir``."""
+    config_dir = CONFIG_DIR if config_dir is None else config_dir
+    return sorted(p.stem for p in config_dir.glob("*.json"))
+
+
+def config_path(name: str, config_dir: Path | None = None) -> Path:
+    """Return the path of config ``name``, or raise ConfigError listing the valid names."""
+    config_dir = CONFIG_DIR if config_dir is None else config_dir
+    names = available_configs(config_dir)
+    valid = ", ".join(names) or "none: the folder has no .json file"
+    if not _CONFIG_NAME.match(name):
+        raise ConfigError(f"'{name}' is not a config name; available configs: {valid}.")
+    path = config_dir / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(f"There is no config '{name}' ({display_path(path)} does not exist); available configs: {valid}.")
+    return path
+
+
+def read_entries(path: Path) -> list[dict[str, str]]:
+    """Parse and validate a config file's structure, without looking at the environment."""
+    where = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read ({exc.strerror}).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: is not UTF-8 text.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+    if not isinstance(data, list):
+        raise ConfigError(
+            f'{where}: the file must hold a JSON list of {{"name": ..., "value": ...}} entries, '
+            f"not a JSON {_json_type(data)}."
+        )
+    seen: dict[str, int] = {}
+    for number, item in enumerate(data, start=1):
+        _check_entry(where, number, item, seen)
+    return data
+
+
+def _check_entry(where: str, number: int, item: object, seen: dict[str, int]) -> None:
+    label = f"{where}: entry {number}"
+    if not isinstance(item, dict):
+        raise ConfigError(f'{label} must be an object like {{"name": "X", "value": "..."}}, not a JSON {_json_type(item)}.')
+    if "name" not in item:
+        raise ConfigError(f"{label} has no 'name'.")
+    name = item["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"{label}: 'name' must be an environment variable name (letters, digits, underscores), got {_show(name)}."
+        )
+    label = f"{where}: entry {number} ({name})"
+    unknown = sorted(set(item) - {"name", "value", "valueFrom"})
+    if unknown:
+        raise ConfigError(f"{label} has an unknown key '{unknown[0]}'; an entry has 'name' and either 'value' or 'valueFrom'.")
+    has_value, has_from = "value" in item, "valueFrom" in item
+    if has_value == has_from:
+        kind = "both 'value' and 'valueFrom'" if has_value else "neither 'value' nor 'valueFrom'"
+        raise ConfigError(f"{label} has {kind}; give exactly one ('valueFrom' for a secret).")
+    key = "value" if has_value else "valueFrom"
+    if not isinstance(item[key], str):
+        hint = f' (write "{item[key]}")' if isinstance(item[key], (int, float, bool)) else ""
+        raise ConfigError(f"{label}: '{key}' must be a string, as ECS requires, not a JSON {_json_type(item[key])}{hint}.")
+    if has_from and not item["valueFrom"]:
+        raise ConfigError(f"{label}: 'valueFrom' is empty; name where the secret is stored (an ARN, or the variable name).")
+    if name in seen:
+        raise ConfigError(f"{label} repeats the name '{name}' of entry {seen[name]}; each name may appear once.")
+    seen[name] = number
+    if has_value:
+        check_value(label, name, item["value"])
+
+
+def check_value(label: str, name: str, value: str) -> None:
+    """Raise ConfigError when a typed setting's value is not valid."""
+    if name in INTEGER_SETTINGS:
+        low, high = INTEGER_SETTINGS[name]
+        if not re.fullmatch(r"\d+", value) or not low <= int(value) <= high:
+            raise ConfigError(f"{label}: {_show(value)} is not valid; {name} is a whole number from {low} to {high}.")
+    elif name in BOOLEAN_SETTINGS:
+        if value.lower() not in TRUE_WORDS + FALSE_WORDS:
+            raise ConfigError(f'{label}: {_show(value)} is not valid; {name} is "true" or "false".')
+    elif name in CHOICE_SETTINGS:
+        if value not in CHOICE_SETTINGS[name]:
+            raise ConfigError(f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}.")
+
+
+def load_config(
+    name: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_dir: Path | None = None,
+    require_secrets: bool = True,
+) -> Config:
+    """Load config ``name`` (default: APPLICATION_CONFIG, else development) with its precedence applied.
+
+    With ``require_secrets=False`` an unset secret is kept with value None instead of failing,
+    for commands that describe a config rather than run it (show, check, export).
+    """
+    environ = os.environ if environ is None else environ
+    name = config_name(environ) if name is None else name
+    path = config_path(name, config_dir)
+    where = display_path(path)
+    entries = []
+    for number, item in enumerate(read_entries(path), start=1):
+        key, value_from = item["name"], item.get("valueFrom")
+        label = f"{where}: entry {number} ({key})"
+        if key in environ:
+            value, source = environ[key], "environment"
+            check_value(f"{label}, from the environment variable {key}", key, value)
+        elif value_from is None:
+            value, source = item["value"], "file"
+        else:
+            value, source = None, "unset"
+        if value_from is not None and not value:
+            if require_secrets:
+                raise ConfigError(
+                    f"{label} is a secret (valueFrom) and the environment variable {key} is not set; "
+                    f"export {key}=... before running with the '{name}' config."
+                )
+            value, source = None, "unset"
+        entries.append(Entry(key, value, source, value_from))
+    return Config(name=name, path=path, entries=tuple(entries))
+
+
+def as_bool(value: str) -> bool:
+    """Return the boolean a validated config value stands for."""
+    return value.strip().lower() in TRUE_WORDS
+
+
+def check_configs(config_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Validate every config file; return (errors, warnings) as sentences.
+
+    Errors are files that do not load; warnings are names present in one config and missing from another.
+    """
+    config_dir = CONFIG_DIR if config_dir is None else config_dir
+    errors: list[str] = []
+    names: dict[str, set[str]] = {}
+    for config in available_configs(config_dir):
+        try:
+            names[config] = {e["name"] for e in read_entries(config_dir / f"{config}.json")}
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if not names and not errors:
+        errors.append(f"{display_path(config_dir)} holds no config file (NAME.json).")
+    every = set().union(*names.values()) if names else set()
+    warnings = []
+    for config, present in sorted(names.items()):
+        for missing in sorted(every - present):
+            others = sorted(c for c, n in names.items() if missing in n)
+            warnings.append(f"config/{config}.json has no {missing}, which {', '.join(others)} define(s).")
+    return errors, warnings
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return {dict: "object", list: "list", str: "string", int: "number", float: "number"}.get(type(value), "value")
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,122 @@
+"""Server-level database operations (create, drop, inspect) and migrations, shared by tasks, scenarios and tests.
+
+Databases are created and dropped only through here, and a drop needs the database's ownership mark: the
+comment this module writes when it creates one. A database the project did not create is never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from project.configuration import ConfigError
+
+OWNER_MARK = "managed by the project"
+
+
+def connect(values: Mapping[str, Any], dbname: str | None = None, **kwargs):
+    """Open a psycopg2 connection to the configured server (to ``dbname``, default the configured database)."""
+    return psycopg2.connect(
+        host=values["POSTGRES_HOST"],
+        port=int(values["POSTGRES_PORT"]),
+        user=values["POSTGRES_USER"],
+        password=values.get("POSTGRES_PASSWORD") or None,
+        dbname=dbname or values["POSTGRES_DB"],
+        connect_timeout=int(values.get("POSTGRES_CONNECT_TIMEOUT", 3)),
+        **kwargs,
+    )
+
+
+@contextlib.contextmanager
+def admin_cursor(values: Mapping[str, Any], dbname: str = "postgres") -> Iterator[Any]:
+    """Yield an autocommit cursor on the server's maintenance database."""
+    try:
+        conn = connect(values, dbname=dbname)
+    except psycopg2.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+        raise ConfigError(
+            f"Cannot connect to PostgreSQL at {values['POSTGRES_HOST']}:{values['POSTGRES_PORT']} "
+            f"as {values['POSTGRES_USER']}: {first}"
+        ) from None
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
+def database_exists(cur, name: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    return cur.fetchone() is not None
+
+
+def database_mark(cur, name: str) -> str | None:
+    """Return the ownership mark of database ``name`` (its comment), or None."""
+    cur.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (name,),
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def create_database(cur, name: str, *, mark: str = OWNER_MARK, template: str | None = None, owner: str | None = None):
+    """Create database ``name`` (from ``template`` if given) and write its ownership mark."""
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    if owner:
+        query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+    cur.execute(query)
+    cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(mark)))
+
+
+def drop_database(cur, name: str, *, mark: str = OWNER_MARK) -> bool:
+    """Drop database ``name`` if it carries ``mark``; refuse one that does not. Return whether it existed."""
+    if not database_exists(cur, name):
+        return False
+    found = database_mark(cur, name)
+    if found != mark:
+        raise ConfigError(
+            f"Refusing to drop database '{name}': it was not created by this project "
+            f"(its comment is {found!r}, expected {mark!r})."
+        )
+    cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE false").format(sql.Identifier(name)))
+    terminate_connections(cur, name)
+    cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    return True
+
+
+def terminate_connections(cur, name: str) -> None:
+    cur.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
+
+
+def ensure_role(cur, role: str) -> bool:
+    """Create login role ``role`` unless it exists; return whether it was created."""
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    if cur.fetchone():
+        return False
+    cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    return True
+
+
+def table_counts(values: Mapping[str, Any], dbname: str) -> dict[str, int]:
+    """Return the exact row count of every table in the public schema of ``dbname``."""
+    with contextlib.closing(connect(values, dbname=dbname)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
+            "ORDER BY tablename"
+        )
+        counts = {}
+        for (table,) in cur.fetchall():
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+            counts[table] = cur.fetchone()[0]
+        return counts

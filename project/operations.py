@@ -1,0 +1,202 @@
+"""What the database tasks do, as plain functions: start the local server, create and migrate databases.
+
+``tasks.py`` only parses arguments and prints; the work, and its tests, live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from project.configuration import Config, ConfigError, load_config
+from project.database import admin_cursor, create_database, database_exists, drop_database, ensure_role
+from project.local_postgres import LocalCluster, development_cluster
+
+PROTECTED_CONFIGS = ("production",)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_cluster() -> LocalCluster:
+    """Return the project's local cluster, at the address the development config gives."""
+    dev = load_config("development", require_secrets=False)
+    return development_cluster(dev["POSTGRES_HOST"], int(dev["POSTGRES_PORT"]), dev["POSTGRES_USER"])
+
+
+def uses_local_cluster(config: Config) -> bool:
+    """Tell whether ``config`` points at the local cluster (a loopback host on the cluster's port)."""
+    cluster = local_cluster()
+    return is_loopback(config["POSTGRES_HOST"]) and int(config["POSTGRES_PORT"]) == cluster.port
+
+
+def require_server_address(config: Config) -> None:
+    """Refuse a config whose database lives on a server chosen per run (port 0, as in testing)."""
+    if int(config["POSTGRES_PORT"]) == 0:
+        raise ConfigError(
+            f"{config.display_path()}: POSTGRES_PORT is 0, meaning a throwaway server per test run; "
+            "database tasks need a config with a real server (development, production, ...)."
+        )
+
+
+def ensure_server(config: Config) -> str | None:
+    """Start the local cluster when ``config`` points at it; return a sentence when something was done."""
+    require_server_address(config)
+    if not uses_local_cluster(config):
+        return None
+    cluster = local_cluster()
+    created = cluster.init()
+    started = cluster.start()
+    if started:
+        what = "Created and started" if created else "Started"
+        return f"{what} the local PostgreSQL cluster on {cluster.host}:{cluster.port} ({cluster.base_dir})."
+    return None
+
+
+@dataclass
+class InitReport:
+    database: str
+    created: bool
+    before: str | None
+    after: str | None
+
+    def __str__(self) -> str:
+        where = f"Database '{self.database}'"
+        if self.created:
+            return f"{where} created and migrated to revision {self.after}."
+        if self.before == self.after:
+            return f"{where} is already up to date (revision {self.after}); nothing changed."
+        return f"{where} migrated from revision {self.before or 'none'} to {self.after}."
+
+
+def make_app(config: Config, **overrides: Any):
+    """Create the app for ``config``."""
+    from project import create_app
+
+    return create_app(config["FLASK_CONFIG"], overrides={**config.values, **overrides})
+
+
+@contextlib.contextmanager
+def app_context(config: Config, **overrides: Any) -> Iterator[Any]:
+    """Yield the app for ``config`` inside an app context, disposing its engine afterwards."""
+    from project.extensions import db
+
+    app = make_app(config, **overrides)
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def create_database_if_missing(config: Config, name: str | None = None) -> bool:
+    """Create the configured database (and, on the local cluster, its role); return whether it was created."""
+    name = name or config["POSTGRES_DB"]
+    local = uses_local_cluster(config)
+    admin = dict(config.values)
+    if local:
+        admin["POSTGRES_USER"] = local_cluster().superuser
+    with admin_cursor(admin) as cur:
+        if local and config["POSTGRES_USER"] != admin["POSTGRES_USER"]:
+            ensure_role(cur, config["POSTGRES_USER"])
+        if database_exists(cur, name):
+            return False
+        owner = config["POSTGRES_USER"] if local and config["POSTGRES_USER"] != admin["POSTGRES_USER"] else None
+        create_database(cur, name, owner=owner)
+        return True
+
+
+def current_revision(config: Config) -> str | None:
+    """Return the migration revision the configured database is at."""
+    from project.api.health import database_revision
+
+    with app_context(config):
+        return database_revision()
+
+
+def head_revision() -> str | None:
+    """Return the code's migration head."""
+    from alembic.script import ScriptDirectory
+
+    from project.app import migrations_dir
+
+    return ",".join(sorted(ScriptDirectory(str(migrations_dir())).get_heads())) or None
+
+
+def init_database(config: Config) -> InitReport:
+    """Create the configured database if missing and migrate it to head. Idempotent."""
+    ensure_server(config)
+    created = create_database_if_missing(config)
+    before = None if created else current_revision(config)
+    if created or before != head_revision():
+        upgrade(config)
+    return InitReport(config["POSTGRES_DB"], created, before, current_revision(config))
+
+
+def upgrade(config: Config, revision: str = "head", name: str | None = None) -> None:
+    """Apply migrations up to ``revision``."""
+    import flask_migrate
+
+    overrides = {"POSTGRES_DB": name} if name else {}
+    with app_context(config, **overrides):
+        flask_migrate.upgrade(revision=revision)
+
+
+def downgrade(config: Config, revision: str = "-1") -> None:
+    """Revert migrations down to ``revision``."""
+    import flask_migrate
+
+    with app_context(config):
+        flask_migrate.downgrade(revision=revision)
+
+
+def autogenerate(config: Config, message: str) -> str | None:
+    """Write a new migration from the difference between the models and the database; return its path."""
+    from alembic.util import CommandError
+    from flask_migrate import migrate
+
+    with app_context(config):
+        try:
+            scripts = migrate(message=message)
+        except CommandError as exc:
+            raise ConfigError(f"Cannot generate a migration: {exc}.") from None
+    if not scripts:
+        return None
+    script = scripts[0] if isinstance(scripts, list) else scripts
+    return getattr(script, "path", None)
+
+
+def check_models(config: Config) -> str | None:
+    """Return None when the models match the migrations applied to the database, else alembic's diff."""
+    from alembic.util import AutogenerateDiffsDetected
+    from flask_migrate import check
+
+    with app_context(config):
+        try:
+            check()
+        except AutogenerateDiffsDetected as exc:
+            return str(exc)
+    return None
+
+
+def reset_database(config: Config) -> InitReport:
+    """Drop the configured database (only one this project created) and initialise it again."""
+    if config.name in PROTECTED_CONFIGS or config["FLASK_CONFIG"] == "production":
+        raise ConfigError(f"Refusing to reset the database of the '{config.name}' config: it is production data.")
+    ensure_server(config)
+    admin = dict(config.values)
+    if uses_local_cluster(config):
+        admin["POSTGRES_USER"] = local_cluster().superuser
+    with admin_cursor(admin) as cur:
+        drop_database(cur, config["POSTGRES_DB"])
+    return init_database(config)

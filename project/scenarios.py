@@ -1,0 +1,236 @@
+"""Scenarios: named sandbox databases built from empty, migrated, and filled by ``scenarios/<name>.py``.
+
+A scenario module has a docstring (its description), an optional ``DEFAULT_SIZE`` and one function::
+
+    def fill(connection, *, size, rng): ...
+
+``connection`` is a SQLAlchemy Connection inside a transaction on a freshly migrated database, ``rng`` a
+``random.Random`` seeded from ``--seed`` so the same seed gives the same data. :func:`copy_rows` loads rows
+in bulk with COPY.
+
+Each scenario's database is ``<POSTGRES_DB>_scenario_<name>``; a template copy saved at load time makes
+``reset`` fast. Both carry an ownership mark, and only marked databases are ever dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import io
+import random
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from project.configuration import Config, ConfigError
+from project.database import (
+    admin_cursor,
+    create_database,
+    database_exists,
+    database_mark,
+    drop_database,
+    table_counts,
+    terminate_connections,
+)
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+DEFAULT_SIZE = 100
+DEFAULT_SEED = 1
+COPY_BATCH = 20_000
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# Set by the tasks to show a progress bar for long loads (tqdm); None keeps quiet.
+progress_factory: Callable[..., contextlib.AbstractContextManager] | None = None
+
+
+class ScenarioError(ConfigError):
+    """A scenario could not be loaded; the message names the step that failed."""
+
+
+class ScenarioExists(ScenarioError):
+    """The scenario's database exists and replacing it was not confirmed."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    default_size: int
+    module: ModuleType
+
+    def fill(self, connection, *, size: int | None = None, rng: random.Random | None = None) -> None:
+        """Fill ``connection``'s database with this scenario's data."""
+        size = self.default_size if size is None else size
+        self.module.fill(connection, size=size, rng=rng or random.Random(DEFAULT_SEED))
+
+
+def available(directory: Path = SCENARIO_DIR) -> list[str]:
+    """Return the names of the scenarios in ``directory``."""
+    return sorted(p.stem for p in directory.glob("*.py") if _NAME.match(p.stem))
+
+
+def get(name: str, directory: Path = SCENARIO_DIR) -> Scenario:
+    """Import scenario ``name``, or raise a ConfigError listing the available ones."""
+    names = available(directory)
+    if name not in names:
+        raise ScenarioError(f"There is no scenario '{name}'; available scenarios: {', '.join(names) or 'none'}.")
+    path = directory / f"{name}.py"
+    module_name = f"scenarios.{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "fill", None)):
+        raise ScenarioError(f"{path.name} has no fill(connection, *, size, rng) function.")
+    description = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else "(no description)"
+    return Scenario(name, description, int(getattr(module, "DEFAULT_SIZE", DEFAULT_SIZE)), module)
+
+
+def database_name(config: Config, name: str) -> str:
+    return f"{config['POSTGRES_DB']}_scenario_{name}"
+
+
+def template_name(config: Config, name: str) -> str:
+    return f"{database_name(config, name)}_template"
+
+
+def mark(name: str) -> str:
+    return f"scenario {name}, managed by the project"
+
+
+def copy_rows(connection, table: str, columns: Sequence[str], rows: Iterable[Sequence], total: int | None = None) -> int:
+    """Load ``rows`` into ``table`` with COPY, in batches; return how many were loaded."""
+    cursor = connection.connection.driver_connection.cursor()
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    count = 0
+    bar = progress_factory(total=total, desc=table, unit="rows") if progress_factory and total else None
+    with bar or contextlib.nullcontext():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+            if count % COPY_BATCH == 0:
+                _flush(cursor, statement, buffer)
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                if bar:
+                    bar.update(COPY_BATCH)
+        _flush(cursor, statement, buffer)
+        if bar:
+            bar.update(count % COPY_BATCH)
+    return count
+
+
+def _flush(cursor, statement: str, buffer: io.StringIO) -> None:
+    if buffer.tell():
+        buffer.seek(0)
+        cursor.copy_expert(statement, buffer)
+
+
+@dataclass
+class LoadReport:
+    name: str
+    database: str
+    counts: dict[str, int]
+
+
+def _admin(config: Config) -> dict:
+    from project.operations import local_cluster, uses_local_cluster
+
+    values = dict(config.values)
+    if uses_local_cluster(config):
+        values["POSTGRES_USER"] = local_cluster().superuser
+    return values
+
+
+def exists(config: Config, name: str) -> bool:
+    with admin_cursor(_admin(config)) as cur:
+        return database_exists(cur, database_name(config, name))
+
+
+def load(config: Config, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False) -> LoadReport:
+    """Build scenario ``name`` from empty: create its database, migrate, fill, save a template."""
+    from project.operations import app_context, ensure_server, upgrade
+
+    scenario = get(name)
+    ensure_server(config)
+    dbname, template = database_name(config, name), template_name(config, name)
+    if exists(config, name) and not force:
+        raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
+    step = "dropping the previous database"
+    try:
+        with admin_cursor(_admin(config)) as cur:
+            drop_database(cur, template, mark=mark(name))
+            drop_database(cur, dbname, mark=mark(name))
+            step = "creating the database"
+            create_database(cur, dbname, mark=mark(name))
+        step = "applying the migrations"
+        upgrade(config, name=dbname)
+        step = f"running scenarios/{name}.py"
+        from project.extensions import db
+
+        with app_context(config, POSTGRES_DB=dbname), db.engine.begin() as connection:
+            scenario.fill(connection, size=size, rng=random.Random(seed))
+        step = "saving the template for reset"
+        with admin_cursor(_admin(config)) as cur:
+            terminate_connections(cur, dbname)
+            create_database(cur, template, template=dbname, mark=mark(name))
+    except ScenarioError:
+        raise
+    except Exception as exc:
+        if step != "dropping the previous database":
+            with contextlib.suppress(Exception), admin_cursor(_admin(config)) as cur:
+                drop_database(cur, template, mark=mark(name))
+                drop_database(cur, dbname, mark=mark(name))
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScenarioError(
+            f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
+        ) from exc
+    return LoadReport(name, dbname, table_counts(_admin(config), dbname))
+
+
+def reset(config: Config, name: str) -> str:
+    """Put scenario ``name`` back to its freshly loaded state from its template."""
+    get(name)
+    dbname, template = database_name(config, name), template_name(config, name)
+    with admin_cursor(_admin(config)) as cur:
+        if not database_exists(cur, template):
+            raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
+        drop_database(cur, dbname, mark=mark(name))
+        create_database(cur, dbname, template=template, mark=mark(name))
+    return dbname
+
+
+def drop(config: Config, name: str) -> bool:
+    """Drop scenario ``name``'s database and template; return whether it was loaded."""
+    get(name)
+    with admin_cursor(_admin(config)) as cur:
+        dropped = drop_database(cur, database_name(config, name), mark=mark(name))
+        dropped_template = drop_database(cur, template_name(config, name), mark=mark(name))
+    return dropped or dropped_template
+
+
+@dataclass
+class Row:
+    name: str
+    description: str
+    loaded: bool
+    counts: dict[str, int]
+
+
+def listing(config: Config) -> list[Row]:
+    """Return every scenario with whether it is loaded and its row counts."""
+    rows = []
+    admin = _admin(config)
+    with admin_cursor(admin) as cur:
+        loaded = {n for n in available() if database_mark(cur, database_name(config, n)) == mark(n)}
+    for name in available():
+        scenario = get(name)
+        counts = table_counts(admin, database_name(config, name)) if name in loaded else {}
+        rows.append(Row(name, scenario.description, name in loaded, counts))
+    return rows

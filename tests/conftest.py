@@ -1,0 +1,177 @@
+"""Test fixtures: a throwaway PostgreSQL server per run, the real migrations, a transaction per test.
+
+Lifecycle (per run, or per worker under ``pytest -n``):
+
+1. ``postgresql_server`` starts a new cluster in a temporary directory on a free port (as the ``postgres``
+   OS user when run by root) and deletes it at the end, even after Ctrl-C or a failing fixture.
+2. ``postgresql_template`` (pytest-postgresql's noproc factory) creates a template database and applies the
+   real migrations to it once.
+3. ``database`` clones the template once into the run's database; ``app`` is bound to it.
+4. Every test that uses ``app`` (or ``client``, ``db_session``, ...) runs inside a transaction that is rolled
+   back at its end, so tests are isolated even when the code under test commits.
+
+Settings come from ``config/testing.json`` read with an empty environment, and the database address is
+always the throwaway server's: no variable in the shell can point a test at another database.
+
+Starting from a scenario: mark a test ``@pytest.mark.scenario("users", size=20, seed=1)`` and the scenario's
+own code fills the test's transaction before the test runs (see scenarios/README.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.executors import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from project import operations as ops
+from project.configuration import load_config
+from project.extensions import db
+from project.local_postgres import ephemeral_cluster
+
+TEST_DATABASE = "app_test"
+
+
+def testing_config(server: NoopExecutor, dbname: str):
+    """Return the testing config pointed at ``dbname`` on the run's throwaway server, ignoring the shell."""
+    return load_config("testing", environ={}).replace(
+        POSTGRES_HOST=server.host,
+        POSTGRES_PORT=str(server.port),
+        POSTGRES_USER=server.user,
+        POSTGRES_PASSWORD="",
+        POSTGRES_DB=dbname,
+    )
+
+
+class Server(NoopExecutor):
+    """The address of a running server, for pytest-postgresql's ``depends_on``; it has no template of its own."""
+
+    template_dbname = None
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    """A PostgreSQL server that exists only for this run."""
+    with ephemeral_cluster(prefix="project-tests-pg-") as cluster:
+        yield Server(host=cluster.host, port=cluster.port, user=cluster.superuser, options="", dbname=TEST_DATABASE)
+
+
+def load_migrations(host, port, user, dbname, password=None, **_):
+    """Apply the real migrations to the template database (pytest-postgresql's ``load`` hook)."""
+    server = NoopExecutor(host=host, port=port, user=user, options="", dbname=dbname)
+    ops.upgrade(testing_config(server, dbname))
+
+
+postgresql_template = factories.postgresql_noproc(
+    depends_on="postgresql_server", dbname=TEST_DATABASE, load=[load_migrations]
+)
+# A fresh clone of the template per test: slower than a rolled-back transaction (see `nox -s bench`),
+# for the rare test that needs a database of its own.
+postgresql = factories.postgresql("postgresql_template")
+
+
+@pytest.fixture(scope="session")
+def database(postgresql_template):
+    """The run's database, cloned once from the migrated template; yields its config."""
+    name = f"{postgresql_template.dbname}_run"
+    janitor = DatabaseJanitor(
+        user=postgresql_template.user,
+        host=postgresql_template.host,
+        port=postgresql_template.port,
+        dbname=name,
+        template_dbname=postgresql_template.template_dbname,
+    )
+    with janitor:
+        yield testing_config(postgresql_template, name)
+
+
+@pytest.fixture(scope="session")
+def _session_app(database):
+    from project import create_app
+
+    app = create_app("testing", overrides=database)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@contextlib.contextmanager
+def isolated(app):
+    """Run the block inside one outer transaction that is rolled back at its end.
+
+    The app's engine is swapped for a connection holding that transaction, and the session joins it through
+    savepoints, so ``db.session.commit()`` in the code under test commits only a savepoint.
+    """
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        transaction = connection.begin()
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+        engines[None] = connection
+        try:
+            yield connection
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            transaction.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def app(_session_app, request):
+    """The app, bound to the run's database, inside a transaction rolled back after the test."""
+    with isolated(_session_app) as connection:
+        marker = request.node.get_closest_marker("scenario")
+        if marker:
+            from project import scenarios
+
+            name = marker.args[0]
+            size = marker.kwargs.get("size", scenarios.DEFAULT_SIZE)
+            seed = marker.kwargs.get("seed", scenarios.DEFAULT_SEED)
+            scenarios.get(name).fill(connection, size=size, rng=random.Random(seed))
+        yield _session_app
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A runner for the app's Click commands (``flask db ...``)."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db_session(app):
+    """The SQLAlchemy session, inside the test's transaction."""
+    with app.app_context():
+        yield db.session
+
+
+@pytest.fixture
+def user_factory(db_session):
+    """Create users: ``user_factory(name="Ann")``; emails are unique unless given."""
+    from project.models import User
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(**fields):
+        n = next(counter)
+        user = User(email=fields.pop("email", f"user{n}@example.com"), name=fields.pop("name", f"User {n}"), **fields)
+        db_session.add(user)
+        db_session.commit()
+        return user
+
+    return make
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "scenario(name, size=..., seed=...): start the test from a scenario's data")

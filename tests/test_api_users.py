@@ -1,0 +1,146 @@
+"""The users API: every status it promises, always as JSON."""
+
+import pytest
+
+from project.models import User
+
+
+def post(client, body, **kw):
+    return client.post("/users", json=body, **kw)
+
+
+def test_index_greets(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "Hello" in response.json["message"]
+
+
+def test_list_users_is_empty_at_first(client):
+    response = client.get("/users")
+    assert response.status_code == 200
+    assert response.json == {"users": [], "page": 1, "per_page": 20, "total": 0, "pages": 0}
+
+
+def test_create_user_then_list_and_fetch_it(client):
+    response = post(client, {"email": " Ann@Example.COM ", "name": " Ann "})
+    assert response.status_code == 201
+    user = response.json
+    assert user["email"] == "ann@example.com" and user["name"] == "Ann"
+    assert response.headers["Location"] == f"/users/{user['id']}"
+    assert client.get("/users").json["users"] == [user]
+    assert client.get(f"/users/{user['id']}").json == user
+
+
+def test_create_user_rejects_duplicate_email(client):
+    assert post(client, {"email": "a@example.com", "name": "A"}).status_code == 201
+    response = post(client, {"email": "A@example.com", "name": "B"})
+    assert response.status_code == 409
+    assert response.json["fields"] == {"email": "is taken."}
+    assert client.get("/users").json["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"email": "is required.", "name": "is required."}),
+        ({"email": "nope", "name": "A"}, {"email": "is not an email address."}),
+        ({"email": 5, "name": ["A"]}, {"email": "must be a string.", "name": "must be a string."}),
+        ({"email": "a@b.co", "name": "   "}, {"name": "must not be blank."}),
+        ({"email": "a@b.co", "name": "x" * 101}, {"name": "must be at most 100 characters."}),
+        ({"email": "a" * 250 + "@b.co", "name": "A"}, {"email": "must be at most 254 characters."}),
+        ({"email": "a@b.co", "name": "A\x00"}, {"name": "must be text without NUL characters or lone surrogates."}),
+        ({"email": "a@b.co", "name": "A", "admin": True}, {"admin": "is not a known field; send only 'email' and 'name'."}),
+    ],
+)
+def test_create_user_names_each_bad_field(client, body, fields):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.json["fields"] == fields
+    assert client.get("/users").json["total"] == 0
+
+
+def test_create_user_rejects_a_body_that_is_not_json(client):
+    response = client.post("/users", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["message"] == "The request body is not valid JSON."
+
+
+def test_create_user_rejects_json_that_is_not_an_object(client):
+    response = post(client, ["a@b.co", "A"])
+    assert response.status_code == 400
+    assert "JSON object" in response.json["message"]
+
+
+def test_create_user_rejects_a_wrong_content_type(client):
+    response = client.post("/users", data="email=a@b.co", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.is_json
+
+
+def test_pagination(client, user_factory):
+    for _ in range(5):
+        user_factory()
+    response = client.get("/users?page=2&per_page=2")
+    assert response.status_code == 200
+    assert [u["email"] for u in response.json["users"]] == ["user3@example.com", "user4@example.com"]
+    assert response.json["total"] == 5 and response.json["pages"] == 3
+    assert client.get("/users?page=4&per_page=2").json["users"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("page=0", "page"), ("page=x", "page"), ("per_page=-1", "per_page"), ("per_page=101", "per_page"),
+     ("page=99999999999999999999", "page"), ("page=%C2%B2", "page")],
+)
+def test_pagination_rejects_bad_parameters(client, query, field):
+    response = client.get(f"/users?{query}")
+    assert response.status_code == 400
+    assert field in response.json["fields"]
+
+
+def test_per_page_maximum_comes_from_the_config(client, app, user_factory):
+    app.config["USERS_PER_PAGE_MAX"] = 3
+    try:
+        assert client.get("/users?per_page=4").status_code == 400
+        assert client.get("/users?per_page=3").status_code == 200
+    finally:
+        app.config["USERS_PER_PAGE_MAX"] = 100
+
+
+def test_get_missing_user_is_404_json(client):
+    response = client.get("/users/12345")
+    assert response.status_code == 404
+    assert response.json["error"] == "Not Found"
+
+
+def test_get_user_with_an_id_beyond_the_column_is_404_not_500(client):
+    assert client.get(f"/users/{2**63}").status_code == 404
+
+
+def test_unknown_route_and_wrong_method_are_json(client):
+    assert client.get("/nowhere").json["status"] == 404
+    response = client.delete("/users")
+    assert response.status_code == 405 and response.is_json
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_error_is_a_json_500_and_rolls_back(app, client, db_session, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(User, "to_dict", explode)
+    app.logger.disabled = True
+    try:
+        response = post(client, {"email": "a@b.co", "name": "A"})
+    finally:
+        app.logger.disabled = False
+    assert response.status_code == 500
+    assert response.json["message"].startswith("The server encountered an internal error")
+
+
+def test_commits_in_one_test_are_not_seen_by_the_next_part_one(client):
+    assert post(client, {"email": "leak@example.com", "name": "Leak"}).status_code == 201
+
+
+def test_commits_in_one_test_are_not_seen_by_the_next_part_two(client):
+    assert client.get("/users").json["total"] == 0

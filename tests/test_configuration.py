@@ -1,0 +1,137 @@
+"""The config loader: precedence, secrets, and one clear sentence for every mistake."""
+
+import json
+
+import pytest
+
+from project.configuration import ConfigError, as_bool, available_configs, check_configs, config_name, load_config
+
+
+def write(tmp_path, name, entries):
+    path = tmp_path / f"{name}.json"
+    path.write_text(entries if isinstance(entries, str) else json.dumps(entries))
+    return path
+
+
+@pytest.fixture
+def config_dir(tmp_path):
+    write(tmp_path, "development", [{"name": "POSTGRES_DB", "value": "app"}, {"name": "SECRET_KEY", "valueFrom": "arn:x"}])
+    return tmp_path
+
+
+def load(config_dir, name="development", environ=None, **kw):
+    return load_config(name, environ=environ or {}, config_dir=config_dir, **kw)
+
+
+def test_values_come_from_the_file(config_dir):
+    config = load(config_dir, environ={"SECRET_KEY": "s3"})
+    assert config["POSTGRES_DB"] == "app"
+    assert config.entry("POSTGRES_DB").source == "file"
+
+
+def test_environment_overrides_a_file_value(config_dir):
+    config = load(config_dir, environ={"POSTGRES_DB": "other", "SECRET_KEY": "s3"})
+    assert config["POSTGRES_DB"] == "other"
+    assert config.entry("POSTGRES_DB").source == "environment"
+
+
+def test_secret_comes_from_the_environment_variable_of_its_name(config_dir):
+    config = load(config_dir, environ={"SECRET_KEY": "s3"})
+    assert config["SECRET_KEY"] == "s3"
+    assert config.entry("SECRET_KEY").secret
+
+
+def test_unset_secret_names_the_variable(config_dir):
+    with pytest.raises(ConfigError, match=r"entry 2 \(SECRET_KEY\) is a secret .* SECRET_KEY is not set"):
+        load(config_dir)
+
+
+def test_unset_secret_is_allowed_when_describing(config_dir):
+    config = load(config_dir, require_secrets=False)
+    assert "SECRET_KEY" not in config
+    assert config.entry("SECRET_KEY").source == "unset"
+
+
+def test_application_config_picks_the_file():
+    assert config_name({"APPLICATION_CONFIG": "production"}) == "production"
+    assert config_name({}) == "development"
+
+
+def test_missing_file_lists_the_available_configs(config_dir):
+    write(config_dir, "production", [])
+    with pytest.raises(ConfigError, match=r"no config 'nope'.*available configs: development, production\."):
+        load(config_dir, "nope")
+
+
+def test_config_name_with_a_path_is_refused(config_dir):
+    with pytest.raises(ConfigError, match="not a config name"):
+        load(config_dir, "../development")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"name": "A", "value": "1"},\n  {"name": }]', r"invalid JSON at line 2, column 12"),
+        ('{"name": "A"}', r"must hold a JSON list .* not a JSON object"),
+        ('["A"]', r"entry 1 must be an object .* not a JSON string"),
+        ('[{"value": "1"}]', r"entry 1 has no 'name'"),
+        ('[{"name": "A B", "value": "1"}]', r"entry 1: 'name' must be an environment variable name"),
+        ('[{"name": "A"}]', r"entry 1 \(A\) has neither 'value' nor 'valueFrom'"),
+        ('[{"name": "A", "value": "1", "valueFrom": "x"}]', r"has both 'value' and 'valueFrom'"),
+        ('[{"name": "A", "value": 5432}]', r"'value' must be a string, as ECS requires, not a JSON number \(write \"5432\"\)"),
+        ('[{"name": "A", "valueFrom": ""}]', r"'valueFrom' is empty"),
+        ('[{"name": "A", "value": "1", "extra": 1}]', r"unknown key 'extra'"),
+        ('[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]', r"entry 2 \(A\) repeats the name 'A' of entry 1"),
+        ('[{"name": "POSTGRES_PORT", "value": "abc"}]', r"'abc' is not valid; POSTGRES_PORT is a whole number from 0"),
+        ('[{"name": "FLASK_DEBUG", "value": "maybe"}]', r"FLASK_DEBUG is \"true\" or \"false\""),
+        ('[{"name": "FLASK_CONFIG", "value": "staging"}]', r"FLASK_CONFIG is one of development, testing, production"),
+    ],
+)
+def test_bad_file_gets_one_sentence_naming_file_and_entry(tmp_path, text, message):
+    write(tmp_path, "broken", text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load(tmp_path, "broken")
+    assert str(info.value).startswith(str(tmp_path / "broken.json")) or "broken.json" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_value_from_the_environment_names_the_variable(tmp_path):
+    write(tmp_path, "dev", [{"name": "POSTGRES_PORT", "value": "5432"}])
+    with pytest.raises(ConfigError, match=r"from the environment variable POSTGRES_PORT: 'x' is not valid"):
+        load(tmp_path, "dev", environ={"POSTGRES_PORT": "x"})
+
+
+def test_replace_overrides_and_adds(config_dir):
+    config = load(config_dir, environ={"SECRET_KEY": "s"}).replace(POSTGRES_DB="x", EXTRA="1")
+    assert config["POSTGRES_DB"] == "x" and config["EXTRA"] == "1"
+    assert config.entry("POSTGRES_DB").source == "override"
+    assert config.environ()["APPLICATION_CONFIG"] == "development"
+
+
+def test_check_configs_reports_names_missing_from_another_config(tmp_path):
+    write(tmp_path, "a", [{"name": "X", "value": "1"}, {"name": "Y", "value": "1"}])
+    write(tmp_path, "b", [{"name": "X", "value": "1"}])
+    write(tmp_path, "c", "[")
+    errors, warnings = check_configs(tmp_path)
+    assert len(errors) == 1 and "c.json: invalid JSON" in errors[0]
+    assert warnings == ["config/b.json has no Y, which a define(s)."]
+
+
+def test_check_configs_on_an_empty_folder_is_an_error(tmp_path):
+    errors, _ = check_configs(tmp_path)
+    assert errors and "holds no config file" in errors[0]
+
+
+def test_shipped_configs_are_valid_and_consistent():
+    errors, warnings = check_configs()
+    assert errors == [] and warnings == []
+    assert {"development", "testing", "production"} <= set(available_configs())
+
+
+def test_production_keeps_secrets_out_of_the_file():
+    config = load_config("production", environ={}, require_secrets=False)
+    assert config.entry("SECRET_KEY").secret and config.entry("POSTGRES_PASSWORD").secret
+
+
+def test_as_bool():
+    assert as_bool("True") and as_bool("1") and not as_bool("false") and not as_bool("no")
