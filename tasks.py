@@ -86,7 +86,9 @@ def db_start(c):
     created = cluster.init()
     started = cluster.start()
     state = "started" if started else "already running"
-    _say(f"{'Created; ' if created else ''}local cluster {state} on {cluster.host}:{cluster.port} ({cluster.base_dir}).")
+    _say(
+        f"{'Created; ' if created else ''}local cluster {state} on {cluster.host}:{cluster.port} ({cluster.base_dir})."
+    )
 
 
 @task
@@ -116,13 +118,15 @@ def db_init(c, config=None):
     _say(str(ops.init_database(config)))
 
 
-@task(help={"message": "What the migration does, lower-case imperative (\"add users table\")"})
+@task(help={"message": 'What the migration does, lower-case imperative ("add users table")'})
 def db_migrate(c, message, config=None):
     """Generate a migration from the models' changes (read it before committing)."""
     config = _config(config)
     _say(ops.ensure_server(config))
     path = ops.autogenerate(config, message)
-    _say(f"Wrote {path}; read it before committing." if path else "The models match the database; no migration written.")
+    _say(
+        f"Wrote {path}; read it before committing." if path else "The models match the database; no migration written."
+    )
 
 
 @task(help={"revision": "Target revision (default: head)"})

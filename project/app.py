@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -43,7 +43,7 @@ def register_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the extensions to ``app``."""
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(migrations_dir()))
+    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR") or migrations_dir()))
 
 
 def register_blueprints(app: Flask) -> None:

@@ -157,7 +157,9 @@ def config_path(name: str, config_dir: Path | None = None) -> Path:
         raise ConfigError(f"'{name}' is not a config name; available configs: {valid}.")
     path = config_dir / f"{name}.json"
     if not path.is_file():
-        raise ConfigError(f"There is no config '{name}' ({display_path(path)} does not exist); available configs: {valid}.")
+        raise ConfigError(
+            f"There is no config '{name}' ({display_path(path)} does not exist); available configs: {valid}."
+        )
     return path
 
 
@@ -188,7 +190,9 @@ def read_entries(path: Path) -> list[dict[str, str]]:
 def _check_entry(where: str, number: int, item: object, seen: dict[str, int]) -> None:
     label = f"{where}: entry {number}"
     if not isinstance(item, dict):
-        raise ConfigError(f'{label} must be an object like {{"name": "X", "value": "..."}}, not a JSON {_json_type(item)}.')
+        raise ConfigError(
+            f'{label} must be an object like {{"name": "X", "value": "..."}}, not a JSON {_json_type(item)}.'
+        )
     if "name" not in item:
         raise ConfigError(f"{label} has no 'name'.")
     name = item["name"]
@@ -199,7 +203,9 @@ def _check_entry(where: str, number: int, item: object, seen: dict[str, int]) ->
     label = f"{where}: entry {number} ({name})"
     unknown = sorted(set(item) - {"name", "value", "valueFrom"})
     if unknown:
-        raise ConfigError(f"{label} has an unknown key '{unknown[0]}'; an entry has 'name' and either 'value' or 'valueFrom'.")
+        raise ConfigError(
+            f"{label} has an unknown key '{unknown[0]}'; an entry has 'name' and either 'value' or 'valueFrom'."
+        )
     has_value, has_from = "value" in item, "valueFrom" in item
     if has_value == has_from:
         kind = "both 'value' and 'valueFrom'" if has_value else "neither 'value' nor 'valueFrom'"
@@ -207,9 +213,13 @@ def _check_entry(where: str, number: int, item: object, seen: dict[str, int]) ->
     key = "value" if has_value else "valueFrom"
     if not isinstance(item[key], str):
         hint = f' (write "{item[key]}")' if isinstance(item[key], (int, float, bool)) else ""
-        raise ConfigError(f"{label}: '{key}' must be a string, as ECS requires, not a JSON {_json_type(item[key])}{hint}.")
+        raise ConfigError(
+            f"{label}: '{key}' must be a string, as ECS requires, not a JSON {_json_type(item[key])}{hint}."
+        )
     if has_from and not item["valueFrom"]:
-        raise ConfigError(f"{label}: 'valueFrom' is empty; name where the secret is stored (an ARN, or the variable name).")
+        raise ConfigError(
+            f"{label}: 'valueFrom' is empty; name where the secret is stored (an ARN, or the variable name)."
+        )
     if name in seen:
         raise ConfigError(f"{label} repeats the name '{name}' of entry {seen[name]}; each name may appear once.")
     seen[name] = number
@@ -228,7 +238,9 @@ def check_value(label: str, name: str, value: str) -> None:
             raise ConfigError(f'{label}: {_show(value)} is not valid; {name} is "true" or "false".')
     elif name in CHOICE_SETTINGS:
         if value not in CHOICE_SETTINGS[name]:
-            raise ConfigError(f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}.")
+            raise ConfigError(
+                f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}."
+            )
 
 
 def load_config(
@@ -309,3 +321,34 @@ def _json_type(value: object) -> str:
 def _show(value: object) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m project.configuration [check | show NAME]``: validate or print configs (for nox and containers)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if args[:1] == ["show"] and len(args) <= 2:
+            config = load_config(args[1] if len(args) == 2 else None, require_secrets=False)
+            for entry in config.entries:
+                print(f"{entry.name}={'********' if entry.secret else entry.value}")
+            return 0
+        if args in ([], ["check"]):
+            errors, warnings = check_configs()
+            for line in warnings:
+                print(f"warning: {line}")
+            for line in errors:
+                print(f"error: {line}", file=sys.stderr)
+            if not errors:
+                print(f"{len(available_configs())} config files valid: {', '.join(available_configs())}.")
+            return 2 if errors else 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print("usage: python -m project.configuration [check | show [NAME]]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

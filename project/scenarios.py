@@ -102,7 +102,9 @@ def mark(name: str) -> str:
     return f"scenario {name}, managed by the project"
 
 
-def copy_rows(connection, table: str, columns: Sequence[str], rows: Iterable[Sequence], total: int | None = None) -> int:
+def copy_rows(
+    connection, table: str, columns: Sequence[str], rows: Iterable[Sequence], total: int | None = None
+) -> int:
     """Load ``rows`` into ``table`` with COPY, in batches; return how many were loaded."""
     cursor = connection.connection.driver_connection.cursor()
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
@@ -153,7 +155,9 @@ def exists(config: Config, name: str) -> bool:
         return database_exists(cur, database_name(config, name))
 
 
-def load(config: Config, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False) -> LoadReport:
+def load(
+    config: Config, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False
+) -> LoadReport:
     """Build scenario ``name`` from empty: create its database, migrate, fill, save a template."""
     from project.operations import app_context, ensure_server, upgrade
 

@@ -6,10 +6,47 @@ from project.scenarios import copy_rows
 
 DEFAULT_SIZE = 1_000
 
-FIRST_NAMES = ["Ada", "Alan", "Barbara", "Claude", "Donald", "Edsger", "Frances", "Grace", "Guido", "Hedy",
-               "Ken", "Linus", "Margaret", "Niklaus", "Radia", "Shafi", "Tim", "Barbara", "John", "Katherine"]
-LAST_NAMES = ["Lovelace", "Turing", "Liskov", "Shannon", "Knuth", "Dijkstra", "Allen", "Hopper", "van Rossum",
-              "Lamarr", "Thompson", "Torvalds", "Hamilton", "Wirth", "Perlman", "Goldwasser", "Berners-Lee"]
+FIRST_NAMES = [
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Claude",
+    "Donald",
+    "Edsger",
+    "Frances",
+    "Grace",
+    "Guido",
+    "Hedy",
+    "Ken",
+    "Linus",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Shafi",
+    "Tim",
+    "Barbara",
+    "John",
+    "Katherine",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Turing",
+    "Liskov",
+    "Shannon",
+    "Knuth",
+    "Dijkstra",
+    "Allen",
+    "Hopper",
+    "van Rossum",
+    "Lamarr",
+    "Thompson",
+    "Torvalds",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Goldwasser",
+    "Berners-Lee",
+]
 DOMAINS = ["example.com", "example.org", "example.net"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 

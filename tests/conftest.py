@@ -35,7 +35,7 @@ from project.local_postgres import ephemeral_cluster
 TEST_DATABASE = "app_test"
 
 
-def testing_config(server: NoopExecutor, dbname: str):
+def config_for(server: NoopExecutor, dbname: str):
     """Return the testing config pointed at ``dbname`` on the run's throwaway server, ignoring the shell."""
     return load_config("testing", environ={}).replace(
         POSTGRES_HOST=server.host,
@@ -56,13 +56,15 @@ class Server(NoopExecutor):
 def postgresql_server():
     """A PostgreSQL server that exists only for this run."""
     with ephemeral_cluster(prefix="project-tests-pg-") as cluster:
-        yield Server(host=cluster.host, port=cluster.port, user=cluster.superuser, options="", dbname=TEST_DATABASE)
+        server = Server(host=cluster.host, port=cluster.port, user=cluster.superuser, options="", dbname=TEST_DATABASE)
+        server.cluster = cluster
+        yield server
 
 
 def load_migrations(host, port, user, dbname, password=None, **_):
     """Apply the real migrations to the template database (pytest-postgresql's ``load`` hook)."""
     server = NoopExecutor(host=host, port=port, user=user, options="", dbname=dbname)
-    ops.upgrade(testing_config(server, dbname))
+    ops.upgrade(config_for(server, dbname))
 
 
 postgresql_template = factories.postgresql_noproc(
@@ -85,7 +87,7 @@ def database(postgresql_template):
         template_dbname=postgresql_template.template_dbname,
     )
     with janitor:
-        yield testing_config(postgresql_template, name)
+        yield config_for(postgresql_template, name)
 
 
 @pytest.fixture(scope="session")

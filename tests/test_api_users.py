@@ -49,7 +49,10 @@ def test_create_user_rejects_duplicate_email(client):
         ({"email": "a@b.co", "name": "x" * 101}, {"name": "must be at most 100 characters."}),
         ({"email": "a" * 250 + "@b.co", "name": "A"}, {"email": "must be at most 254 characters."}),
         ({"email": "a@b.co", "name": "A\x00"}, {"name": "must be text without NUL characters or lone surrogates."}),
-        ({"email": "a@b.co", "name": "A", "admin": True}, {"admin": "is not a known field; send only 'email' and 'name'."}),
+        (
+            {"email": "a@b.co", "name": "A", "admin": True},
+            {"admin": "is not a known field; send only 'email' and 'name'."},
+        ),
     ],
 )
 def test_create_user_names_each_bad_field(client, body, fields):
@@ -89,8 +92,14 @@ def test_pagination(client, user_factory):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("page=0", "page"), ("page=x", "page"), ("per_page=-1", "per_page"), ("per_page=101", "per_page"),
-     ("page=99999999999999999999", "page"), ("page=%C2%B2", "page")],
+    [
+        ("page=0", "page"),
+        ("page=x", "page"),
+        ("per_page=-1", "per_page"),
+        ("per_page=101", "per_page"),
+        ("page=99999999999999999999", "page"),
+        ("page=%C2%B2", "page"),
+    ],
 )
 def test_pagination_rejects_bad_parameters(client, query, field):
     response = client.get(f"/users?{query}")

@@ -15,7 +15,9 @@ def write(tmp_path, name, entries):
 
 @pytest.fixture
 def config_dir(tmp_path):
-    write(tmp_path, "development", [{"name": "POSTGRES_DB", "value": "app"}, {"name": "SECRET_KEY", "valueFrom": "arn:x"}])
+    write(
+        tmp_path, "development", [{"name": "POSTGRES_DB", "value": "app"}, {"name": "SECRET_KEY", "valueFrom": "arn:x"}]
+    )
     return tmp_path
 
 
@@ -78,10 +80,16 @@ def test_config_name_with_a_path_is_refused(config_dir):
         ('[{"name": "A B", "value": "1"}]', r"entry 1: 'name' must be an environment variable name"),
         ('[{"name": "A"}]', r"entry 1 \(A\) has neither 'value' nor 'valueFrom'"),
         ('[{"name": "A", "value": "1", "valueFrom": "x"}]', r"has both 'value' and 'valueFrom'"),
-        ('[{"name": "A", "value": 5432}]', r"'value' must be a string, as ECS requires, not a JSON number \(write \"5432\"\)"),
+        (
+            '[{"name": "A", "value": 5432}]',
+            r"'value' must be a string, as ECS requires, not a JSON number \(write \"5432\"\)",
+        ),
         ('[{"name": "A", "valueFrom": ""}]', r"'valueFrom' is empty"),
         ('[{"name": "A", "value": "1", "extra": 1}]', r"unknown key 'extra'"),
-        ('[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]', r"entry 2 \(A\) repeats the name 'A' of entry 1"),
+        (
+            '[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]',
+            r"entry 2 \(A\) repeats the name 'A' of entry 1",
+        ),
         ('[{"name": "POSTGRES_PORT", "value": "abc"}]', r"'abc' is not valid; POSTGRES_PORT is a whole number from 0"),
         ('[{"name": "FLASK_DEBUG", "value": "maybe"}]', r"FLASK_DEBUG is \"true\" or \"false\""),
         ('[{"name": "FLASK_CONFIG", "value": "staging"}]', r"FLASK_CONFIG is one of development, testing, production"),

@@ -1,0 +1,74 @@
+"""Prove the migrations on a throwaway server: one head, upgrade, models match, downgrade to base, upgrade again.
+
+Run by ``nox -s migrations`` as ``python -m project.migration_check``; exits 1 on the first failing step.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from project import operations as ops
+from project.configuration import ConfigError, load_config
+from project.database import admin_cursor, create_database
+from project.local_postgres import ephemeral_cluster
+
+DATABASE = "migration_check"
+
+
+def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
+    """Return the named steps; each returns None when it passes, else what went wrong."""
+
+    def single_head():
+        heads = ops.head_revision(config.get("MIGRATIONS_DIR"))
+        return None if heads and "," not in heads else f"expected one head, found {heads or 'none'}"
+
+    def upgrade():
+        ops.upgrade(config)
+
+    def check():
+        diff = ops.check_models(config)
+        return f"the models differ from the migrations: {diff}" if diff else None
+
+    def downgrade():
+        ops.downgrade(config, "base")
+        return None if ops.current_revision(config) is None else "the database is not empty after downgrade"
+
+    return [
+        ("one head", single_head),
+        ("upgrade to head", upgrade),
+        ("models match migrations", check),
+        ("downgrade to base", downgrade),
+        ("upgrade to head again", upgrade),
+    ]
+
+
+def run(migrations_dir: Path | None = None, out=print) -> bool:
+    """Run every step on a fresh throwaway server; return whether all passed."""
+    with ephemeral_cluster(prefix="project-migrations-pg-") as cluster:
+        overrides = {
+            "POSTGRES_HOST": cluster.host,
+            "POSTGRES_PORT": str(cluster.port),
+            "POSTGRES_USER": cluster.superuser,
+            "POSTGRES_PASSWORD": "",
+            "POSTGRES_DB": DATABASE,
+        }
+        if migrations_dir:
+            overrides["MIGRATIONS_DIR"] = str(migrations_dir)
+        config = load_config("testing", environ={}).replace(**overrides)
+        with admin_cursor(config) as cur:
+            create_database(cur, DATABASE)
+        for name, step in steps(config):
+            try:
+                problem = step()
+            except ConfigError as exc:
+                problem = str(exc)
+            out(f"{'ok  ' if problem is None else 'FAIL'} {name}" + (f": {problem}" if problem else ""))
+            if problem is not None:
+                return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(0 if run() else 1)

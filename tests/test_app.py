@@ -1,0 +1,101 @@
+"""The app factory, settings translation, and the guard that keeps tests on their own server."""
+
+import pytest
+
+from project import create_app
+from project.configuration import ConfigError
+from project.extensions import db
+from project.settings import database_url, flask_settings
+from tests.conftest import config_for
+
+
+def test_factory_uses_the_config_class(database):
+    app = create_app("testing", overrides=database)
+    assert app.testing and app.config["CONFIG_NAME"] == "testing"
+
+
+def test_factory_rejects_an_unknown_config_class():
+    with pytest.raises(ConfigError, match="FLASK_CONFIG 'staging' is not a config class; valid names: development"):
+        create_app("staging")
+
+
+def test_production_never_debugs_whatever_flask_debug_says(database):
+    app = create_app("production", overrides={**database, "FLASK_DEBUG": "true", "DEBUG": True})
+    assert app.debug is False
+
+
+def test_string_settings_become_typed_flask_settings():
+    from project.settings import BaseConfig
+
+    settings = flask_settings(
+        BaseConfig,
+        {
+            "USERS_PER_PAGE_MAX": "7",
+            "SESSION_COOKIE_SECURE": "true",
+            "POSTGRES_HOST": "h",
+            "POSTGRES_PORT": "1",
+            "POSTGRES_USER": "u",
+            "POSTGRES_PASSWORD": "p@ss:/",
+            "POSTGRES_DB": "d",
+            "POSTGRES_SSLMODE": "require",
+        },
+    )
+    assert settings["USERS_PER_PAGE_MAX"] == 7 and settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u:p%40ss%3A%2F@h:1/d"
+    assert settings["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"connect_timeout": 3, "sslmode": "require"}
+    assert "POSTGRES_PASSWORD" not in settings
+
+
+def test_database_url_needs_the_postgres_settings():
+    with pytest.raises(ConfigError, match="POSTGRES_HOST, POSTGRES_PORT"):
+        database_url({"POSTGRES_USER": "u", "POSTGRES_DB": "d"})
+
+
+def test_tests_ignore_the_shell_and_use_their_own_server(monkeypatch, postgresql_server, app):
+    for name, value in {
+        "APPLICATION_CONFIG": "development",
+        "POSTGRES_PORT": "15432",
+        "POSTGRES_DB": "app_dev",
+        "POSTGRES_HOST": "10.0.0.1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = config_for(postgresql_server, "x")
+    assert (config["POSTGRES_HOST"], config["POSTGRES_PORT"]) == ("127.0.0.1", str(postgresql_server.port))
+    with app.app_context():
+        url = db.engines[None].engine.url
+    assert url.port == postgresql_server.port and url.database.startswith("app_test")
+    assert url.port != 15432
+
+
+def test_security_headers_on_every_response(client):
+    response = client.get("/nowhere")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_production_adds_hsts_and_trusts_its_proxy(database):
+    app = create_app("production", overrides={**database, "PROXY_FIX_X_FOR": "1"})
+    seen = {}
+
+    @app.get("/ip")
+    def ip():
+        from flask import request
+
+        seen["addr"], seen["scheme"] = request.remote_addr, request.scheme
+        return {}
+
+    response = app.test_client().get("/ip", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert seen == {"addr": "203.0.113.9", "scheme": "https"}
+
+
+def test_body_over_the_limit_is_a_json_413(client, app):
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    try:
+        response = client.post("/users", data="x" * 200, content_type="application/json")
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    assert response.status_code == 413 and response.is_json

