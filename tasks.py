@@ -67,7 +67,7 @@ def _flask(c, config, command: str, pty: bool = False):
 
 @task(help={"host": "Address to listen on", "port": "Port to listen on"})
 def dev(c, host="127.0.0.1", port=5000, config=None):
-    """Run the Flask debug server on an initialised, migrated database."""
+    """Serve the app with the Flask debug server (migrates first)."""
     config = _config(config)
     _say(ops.ensure_server(config))
     _say(str(ops.init_database(config)))
@@ -100,7 +100,7 @@ def db_stop(c):
 
 @task
 def db_status(c, config=None):
-    """Say whether the local cluster runs, where its data lives, and what the config points at."""
+    """Show the local cluster's state and where its data lives."""
     config = _config(config, require_secrets=False)
     cluster = ops.local_cluster()
     print(f"Local cluster: {cluster.status()}, {cluster.host}:{cluster.port}")
@@ -112,7 +112,7 @@ def db_status(c, config=None):
 
 @task
 def db_init(c, config=None):
-    """Create the configured database if missing and apply every migration."""
+    """Create the database if missing and apply all migrations."""
     config = _config(config)
     _say(ops.ensure_server(config))
     _say(str(ops.init_database(config)))
@@ -120,7 +120,7 @@ def db_init(c, config=None):
 
 @task(help={"message": 'What the migration does, lower-case imperative ("add users table")'})
 def db_migrate(c, message, config=None):
-    """Generate a migration from the models' changes (read it before committing)."""
+    """Write a new migration from the models' changes."""
     config = _config(config)
     _say(ops.ensure_server(config))
     path = ops.autogenerate(config, message)
@@ -174,7 +174,7 @@ def _psql(c, config, dbname: str) -> None:
 
 @task(help={"yes": "Do not ask for confirmation"})
 def db_reset(c, yes=False, config=None):
-    """Drop the configured database and initialise it again (never under production)."""
+    """Drop and rebuild the database (never under production)."""
     config = _config(config)
     if config.name in ops.PROTECTED_CONFIGS or config["FLASK_CONFIG"] == "production":
         raise Exit(f"Error: refusing to reset the database of the '{config.name}' config.", code=2)
@@ -196,7 +196,7 @@ def _confirm(yes: bool, question: str) -> None:
 
 @task
 def config_show(c, config=None):
-    """Print the effective settings and where each comes from; secrets masked."""
+    """Print effective settings and their sources, secrets masked."""
     from project.config_export import describe
 
     print(describe(_config(config, require_secrets=False)))
@@ -204,7 +204,7 @@ def config_show(c, config=None):
 
 @task
 def config_check(c, config=None):
-    """Validate every config file and report names one config has and another lacks."""
+    """Validate all config files and compare their names."""
     from project.configuration import check_configs
 
     errors, warnings = check_configs()
@@ -213,6 +213,211 @@ def config_check(c, config=None):
     if errors:
         raise Exit("\n".join(f"Error: {e}" for e in errors), code=2)
     print("Every config file is valid.")
+
+
+@task(help={"format": "ecs (container definition arrays), env (env-file) or tfvars (Terraform JSON)"})
+def config_export(c, format="ecs", config=None):
+    """Export a config as ECS arrays, an env-file or tfvars."""
+    from project.config_export import export
+
+    print(export(_config(config, require_secrets=False), format))
+
+
+# -- scenario -----------------------------------------------------------------------------------
+
+
+@task
+def scenario_list(c, config=None):
+    """List scenarios, whether each is loaded, and row counts."""
+    from project import scenarios
+
+    config = _config(config)
+    _say(ops.ensure_server(config))
+    for row in scenarios.listing(config):
+        counts = ", ".join(f"{t}: {n}" for t, n in row.counts.items()) if row.loaded else "-"
+        state = "loaded" if row.loaded else "not loaded"
+        print(f"{row.name:<10} {state:<11} {counts:<18} {row.description}")
+
+
+@task(
+    help={
+        "name": "Scenario name (scenarios/NAME.py)",
+        "size": "How many rows to make (default: the scenario's own)",
+        "seed": "Random seed; the same seed gives the same data",
+        "force": "Replace the scenario's database if it exists",
+    }
+)
+def scenario_load(c, name, size=None, seed=1, force=False, config=None):
+    """Build a scenario database from empty: migrate and fill."""
+    import time
+
+    from project import scenarios
+
+    config = _config(config)
+    if size is not None and (not str(size).isdigit()):
+        raise Exit(f"Error: --size must be a whole number, got {size!r}.", code=2)
+    scenarios.get(name)
+    _say(ops.ensure_server(config))
+    if scenarios.exists(config, name) and not force:
+        _confirm(False, f"Scenario database '{scenarios.database_name(config, name)}' exists. Replace it?")
+    scenarios.progress_factory = _progress_bar()
+    started = time.perf_counter()
+    report = scenarios.load(config, name, size=None if size is None else int(size), seed=int(seed), force=True)
+    counts = ", ".join(f"{n} {t}" for t, n in report.counts.items()) or "no rows"
+    print(f"Scenario '{name}' loaded into '{report.database}' ({counts}) in {time.perf_counter() - started:.1f} s.")
+    print(f"Connect: inv scenario.shell {name}   or   inv scenario.serve {name}")
+    print(
+        f"     or: psql -h {config['POSTGRES_HOST']} -p {config['POSTGRES_PORT']} "
+        f"-U {config['POSTGRES_USER']} {report.database}"
+    )
+
+
+def _progress_bar():
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return lambda **kw: tqdm(**kw, leave=False)
+
+
+@task(help={"name": "Scenario name"})
+def scenario_shell(c, name, config=None):
+    """Open psql on a loaded scenario's database."""
+    from project import scenarios
+
+    config = _config(config)
+    _require_loaded(config, name)
+    _psql(c, config, scenarios.database_name(config, name))
+
+
+@task(help={"name": "Scenario name", "host": "Address to listen on", "port": "Port to listen on"})
+def scenario_serve(c, name, host="127.0.0.1", port=5000, config=None):
+    """Run the debug server against a loaded scenario's database."""
+    from project import scenarios
+
+    config = _config(config)
+    _require_loaded(config, name)
+    config = config.replace(POSTGRES_DB=scenarios.database_name(config, name))
+    print(f"Serving scenario '{name}' on http://{host}:{port}; Ctrl-C stops it.", flush=True)
+    _flask(c, config, f"run --debug --host {shlex.quote(host)} --port {int(port)}", pty=sys.stdin.isatty())
+
+
+def _require_loaded(config, name):
+    from project import scenarios
+
+    scenarios.get(name)
+    _say(ops.ensure_server(config))
+    if not scenarios.exists(config, name):
+        raise Exit(f"Error: scenario '{name}' is not loaded; run `inv scenario.load {name}` first.", code=2)
+
+
+@task(help={"name": "Scenario name"})
+def scenario_reset(c, name, config=None):
+    """Restore a scenario to its freshly loaded state, fast."""
+    import time
+
+    from project import scenarios
+
+    config = _config(config)
+    _say(ops.ensure_server(config))
+    started = time.perf_counter()
+    database = scenarios.reset(config, name)
+    print(f"Scenario '{name}' reset ('{database}') in {time.perf_counter() - started:.2f} s.")
+
+
+@task(help={"name": "Scenario name"})
+def scenario_drop(c, name, config=None):
+    """Drop a scenario's database and its saved template."""
+    from project import scenarios
+
+    config = _config(config)
+    _say(ops.ensure_server(config))
+    dropped = scenarios.drop(config, name)
+    print(f"Scenario '{name}' dropped." if dropped else f"Scenario '{name}' was not loaded.")
+
+
+# -- production simulation and deploy checks ---------------------------------------------------
+
+
+@task(help={"host": "Address to listen on", "port": "Port to listen on"})
+def prod(c, host="127.0.0.1", port=8000, config="production"):
+    """Simulate production: gunicorn on the local cluster."""
+    from project import production
+
+    plan = production.prepare(_config(config), host=host, port=int(port))
+    for line in plan.messages:
+        _say(line)
+    print(f"Serving the '{plan.config.name}' config through gunicorn on http://{host}:{port}; Ctrl-C stops it.")
+    c.run(shlex.join(plan.command), env=plan.env, pty=sys.stdin.isatty())
+
+
+@task
+def deploy_check(c, config="production"):
+    """Check a config is fit for production; exit 1 if not."""
+    from project import deploy_checks
+
+    loaded = load_config(config, require_secrets=False)
+    found = deploy_checks.problems(loaded, loaded)
+    if found:
+        raise Exit("\n".join(f"- {p}" for p in found) + f"\n{len(found)} problem(s) in the '{loaded.name}' config.", 1)
+    print(f"The '{loaded.name}' config passes every deployment check.")
+
+
+# -- compose ------------------------------------------------------------------------------------
+
+
+def _compose(c, config, *args, pty=False):
+    from project import compose
+
+    config = load_config(config, require_secrets=False)
+    dry = bool(c.config.run.dry)
+    command = compose.command(config.name, *args, dry=dry)
+    compose.engine_running(dry)
+    c.run(shlex.join(command), env=config.environ(), pty=pty)
+
+
+@task(help={"build": "Build images before starting", "detach": "Run in the background"})
+def compose_up(c, build=False, detach=False, config=None):
+    """Start the config's compose stack (docker/CONFIG.yml)."""
+    _compose(c, config, "up", *(["--build"] if build else []), *(["--detach"] if detach else []), pty=not detach)
+
+
+@task(help={"volumes": "Also delete the stack's volumes (its database data)"})
+def compose_down(c, volumes=False, config=None):
+    """Stop and remove the config's compose stack."""
+    _compose(c, config, "down", *(["--volumes"] if volumes else []))
+
+
+@task
+def compose_build(c, config=None):
+    """Build the config's images."""
+    _compose(c, config, "build")
+
+
+@task(help={"service": "Only this service's logs"})
+def compose_logs(c, service="", config=None):
+    """Follow the stack's logs."""
+    _compose(c, config, "logs", "--follow", *([service] if service else []), pty=True)
+
+
+@task
+def compose_ps(c, config=None):
+    """List the stack's containers."""
+    _compose(c, config, "ps")
+
+
+@task(help={"service": "Service name (web, db, ...)", "command": "Command to run in it"})
+def compose_exec(c, service, command, config=None):
+    """Run a command in a running service's container."""
+    _compose(c, config, "exec", service, *shlex.split(command), pty=True)
+
+
+@task(help={"service": "Service name (web, db, ...)", "command": "Command to run"})
+def compose_run(c, service, command, config=None):
+    """Run a one-off command in a new container of a service."""
+    _compose(c, config, "run", "--rm", service, *shlex.split(command), pty=True)
 
 
 ns = Collection(dev)
@@ -231,6 +436,31 @@ ns.add_collection(
         reset=db_reset,
     )
 )
-ns.add_collection(Collection("config", show=config_show, check=config_check))
+ns.add_task(prod)
+ns.add_collection(Collection("config", show=config_show, check=config_check, export=config_export))
+ns.add_collection(
+    Collection(
+        "scenario",
+        list=scenario_list,
+        load=scenario_load,
+        shell=scenario_shell,
+        serve=scenario_serve,
+        reset=scenario_reset,
+        drop=scenario_drop,
+    )
+)
+ns.add_collection(
+    Collection(
+        "compose",
+        up=compose_up,
+        down=compose_down,
+        build=compose_build,
+        logs=compose_logs,
+        ps=compose_ps,
+        exec=compose_exec,
+        run=compose_run,
+    )
+)
+ns.add_collection(Collection("deploy", check=deploy_check))
 ns.configure({"run": {"echo": False}})
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -21,6 +21,8 @@ def create_app(config_name: str = "development", overrides: Mapping[str, Any] | 
     also pass typed Flask settings such as ``SQLALCHEMY_DATABASE_URI``.
     """
     base = config_class(config_name)
+    if config_name == "production":
+        refuse_unsafe_production(overrides or {})
     app = Flask(__name__)
     app.config.from_object(base)
     app.config["CONFIG_NAME"] = config_name
@@ -33,6 +35,16 @@ def create_app(config_name: str = "development", overrides: Mapping[str, Any] | 
     register_blueprints(app)
     register_security(app)
     return app
+
+
+def refuse_unsafe_production(values: Mapping[str, Any]) -> None:
+    """Raise ConfigError when a deployment check fails: production does not start half-safe."""
+    from project import deploy_checks
+    from project.configuration import Config, ConfigError
+
+    found = deploy_checks.problems(values, values if isinstance(values, Config) else None)
+    if found:
+        raise ConfigError("Refusing to start under the production config: " + " ".join(found))
 
 
 def register_logging(app: Flask) -> None:

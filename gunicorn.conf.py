@@ -1,0 +1,29 @@
+"""gunicorn settings, read from the same JSON config as everything else (APPLICATION_CONFIG picks it).
+
+``gunicorn -c gunicorn.conf.py wsgi:app``; used by ``inv prod`` and the production image.
+"""
+
+import multiprocessing
+import sys
+
+from project.configuration import ConfigError, load_config
+
+try:
+    _config = load_config()
+except ConfigError as exc:
+    print(f"Error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+bind = _config.get("GUNICORN_BIND", "127.0.0.1:8000")
+# 0 means "size for this machine": the usual 2 x cores + 1 sync workers.
+workers = int(_config.get("GUNICORN_WORKERS", "0")) or multiprocessing.cpu_count() * 2 + 1
+threads = int(_config.get("GUNICORN_THREADS", "1"))
+timeout = int(_config.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(_config.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = _config.get("LOG_LEVEL", "INFO").lower()
+# Heartbeat files in memory, not on a container's overlay filesystem.
+worker_tmp_dir = "/dev/shm" if sys.platform.startswith("linux") else None
+proc_name = f"app-{_config.name}"
