@@ -27,3 +27,4 @@ loglevel = _config.get("LOG_LEVEL", "INFO").lower()
 # Heartbeat files in memory, not on a container's overlay filesystem.
 worker_tmp_dir = "/dev/shm" if sys.platform.startswith("linux") else None
 proc_name = f"app-{_config.name}"
+control_socket_disable = True  # one gunicorn per config is enough; no shared socket in $HOME

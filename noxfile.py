@@ -30,7 +30,8 @@ def pinned(*names: str) -> list[str]:
 
 
 def install_testing(session: nox.Session) -> None:
-    session.install("-r", "requirements/testing.txt", env=INSTALL_ENV)
+    # invoke too: the suite runs the tasks as users type them.
+    session.install("-r", "requirements/testing.txt", *pinned("invoke"), env=INSTALL_ENV)
 
 
 @nox.session

@@ -182,11 +182,11 @@ def db_reset(c, yes=False, config=None):
     _say(str(ops.reset_database(config)))
 
 
-def _confirm(yes: bool, question: str) -> None:
+def _confirm(yes: bool, question: str, flag: str = "--yes") -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise Exit(f"Error: {question} Pass --yes to confirm without a terminal.", code=2)
+        raise Exit(f"Error: {question} Pass {flag} to confirm without a terminal.", code=2)
     if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise Exit("Nothing changed.", code=1)
 
@@ -259,7 +259,7 @@ def scenario_load(c, name, size=None, seed=1, force=False, config=None):
     scenarios.get(name)
     _say(ops.ensure_server(config))
     if scenarios.exists(config, name) and not force:
-        _confirm(False, f"Scenario database '{scenarios.database_name(config, name)}' exists. Replace it?")
+        _confirm(False, f"Scenario database '{scenarios.database_name(config, name)}' exists. Replace it?", "--force")
     scenarios.progress_factory = _progress_bar()
     started = time.perf_counter()
     report = scenarios.load(config, name, size=None if size is None else int(size), seed=int(seed), force=True)

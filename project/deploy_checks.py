@@ -15,6 +15,7 @@ SECRET_KEY_MIN_LENGTH = 32
 PLACEHOLDER_WORDS = ("change", "secret", "example", "default", "placeholder", "development", "testing", "xxx", "todo")
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_KEY)", re.IGNORECASE)
 INSECURE_SSLMODES = ("disable", "allow")
+GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 def problems(values: Mapping[str, Any], config: Config | None = None) -> list[str]:
@@ -25,9 +26,7 @@ def problems(values: Mapping[str, Any], config: Config | None = None) -> list[st
         found.append('FLASK_DEBUG is on: production must never run the debugger; set it to "false".')
     key = str(values.get("SECRET_KEY") or "")
     if not key:
-        found.append(
-            "SECRET_KEY is not set: export a random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')."
-        )
+        found.append(f"SECRET_KEY is not set: export a random value ({GENERATE_KEY}).")
     elif len(key) < SECRET_KEY_MIN_LENGTH:
         found.append(f"SECRET_KEY is {len(key)} characters long; use at least {SECRET_KEY_MIN_LENGTH} random ones.")
     elif any(word in key.lower() for word in PLACEHOLDER_WORDS) or len(set(key)) < 10:

@@ -9,6 +9,7 @@ from pathlib import Path
 from project import deploy_checks
 from project import operations as ops
 from project.configuration import Config, ConfigError
+from project.local_postgres import LocalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,9 +22,9 @@ class Plan:
     messages: list[str] = field(default_factory=list)
 
 
-def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000) -> Plan:
+def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: LocalCluster | None = None) -> Plan:
     """Point ``config`` at the local cluster, refuse it if unsafe, migrate, and return the gunicorn command."""
-    cluster = ops.local_cluster()
+    cluster = cluster or ops.local_cluster()
     local = config.replace(POSTGRES_HOST=cluster.host, POSTGRES_PORT=str(cluster.port), GUNICORN_BIND=f"{host}:{port}")
     found = deploy_checks.problems(local, config)
     if found:

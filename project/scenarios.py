@@ -68,13 +68,15 @@ class Scenario:
         self.module.fill(connection, size=size, rng=rng or random.Random(DEFAULT_SEED))
 
 
-def available(directory: Path = SCENARIO_DIR) -> list[str]:
-    """Return the names of the scenarios in ``directory``."""
+def available(directory: Path | None = None) -> list[str]:
+    """Return the names of the scenarios in ``directory`` (default: scenarios/)."""
+    directory = directory or SCENARIO_DIR
     return sorted(p.stem for p in directory.glob("*.py") if _NAME.match(p.stem))
 
 
-def get(name: str, directory: Path = SCENARIO_DIR) -> Scenario:
+def get(name: str, directory: Path | None = None) -> Scenario:
     """Import scenario ``name``, or raise a ConfigError listing the available ones."""
+    directory = directory or SCENARIO_DIR
     names = available(directory)
     if name not in names:
         raise ScenarioError(f"There is no scenario '{name}'; available scenarios: {', '.join(names) or 'none'}.")

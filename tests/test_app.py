@@ -19,9 +19,21 @@ def test_factory_rejects_an_unknown_config_class():
         create_app("staging")
 
 
-def test_production_never_debugs_whatever_flask_debug_says(database):
-    app = create_app("production", overrides={**database, "FLASK_DEBUG": "true", "DEBUG": True})
-    assert app.debug is False
+def test_production_refuses_to_start_when_the_environment_asks_for_debug():
+    from project.configuration import load_config
+    from tests.test_deploy_checks import STRONG
+
+    environ = {"FLASK_DEBUG": "1", "SECRET_KEY": STRONG["SECRET_KEY"], "POSTGRES_PASSWORD": "pw"}
+    config = load_config("production", environ=environ)
+    with pytest.raises(ConfigError, match="FLASK_DEBUG is on"):
+        create_app("production", overrides=config)
+
+
+def test_production_app_is_never_in_debug_mode(database, monkeypatch):
+    from tests.test_deploy_checks import STRONG
+
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    assert create_app("production", overrides={**database, **STRONG}).debug is False
 
 
 def test_string_settings_become_typed_flask_settings():
@@ -77,7 +89,9 @@ def test_security_headers_on_every_response(client):
 
 
 def test_production_adds_hsts_and_trusts_its_proxy(database):
-    app = create_app("production", overrides={**database, "PROXY_FIX_X_FOR": "1"})
+    from tests.test_deploy_checks import STRONG
+
+    app = create_app("production", overrides={**database, **STRONG, "PROXY_FIX_X_FOR": "1"})
     seen = {}
 
     @app.get("/ip")

@@ -1,0 +1,102 @@
+"""Helpers that run the real servers for tests and benchmarks: gunicorn under a config, on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from project.local_postgres import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG_SECRET_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
+
+
+def production_env(cluster, dbname: str, **extra: str) -> dict[str, str]:
+    """Environment for the production config pointed at ``dbname`` on ``cluster``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "GUNICORN_", "FLASK_"))}
+    return {
+        **base,
+        "APPLICATION_CONFIG": "production",
+        "SECRET_KEY": STRONG_SECRET_KEY,
+        "POSTGRES_PASSWORD": "unused-with-trust-auth",
+        "POSTGRES_HOST": cluster.host,
+        "POSTGRES_PORT": str(cluster.port),
+        "POSTGRES_USER": cluster.superuser,
+        "POSTGRES_DB": dbname,
+        "POSTGRES_CONNECT_TIMEOUT": "2",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def request(url: str, method: str = "GET", body: bytes | None = None, timeout: float = 10.0):
+    """Return (status, body bytes) for one HTTP request; HTTP errors are answers, not exceptions."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    """Block until ``url``/healthz answers 200; fail early if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode} before serving")
+        with contextlib.suppress(OSError):
+            if request(f"{url}/healthz", timeout=1)[0] == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not answer within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+class Gunicorn:
+    def __init__(self, process: subprocess.Popen, url: str):
+        self.process = process
+        self.url = url
+
+    def workers(self) -> set[int]:
+        """Return the pids of the master's worker processes."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(pid) for pid in children.read_text().split()}
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], app: str = "wsgi:app", workers: int = 1, threads: int = 1, log=None):
+    """Run gunicorn with the project's gunicorn.conf.py; yield it once it answers /healthz; stop it after."""
+    port = free_port()
+    env = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL
+    )
+    server = Gunicorn(process, f"http://127.0.0.1:{port}")
+    try:
+        wait_until_serving(server.url, process)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

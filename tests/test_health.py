@@ -1,0 +1,93 @@
+"""Health and readiness, database outages, and graceful shutdown, against real servers."""
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+from project import operations as ops
+from project.database import admin_cursor, drop_database
+from project.local_postgres import ephemeral_cluster
+from tests.conftest import config_for
+from tests.servers import gunicorn, production_env, request
+
+
+def test_healthz_needs_no_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_readyz_reports_the_migration_head(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ready", "revision": ops.head_revision()}
+
+
+def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
+    from project import create_app
+
+    config = config_for(postgresql_server, "behind_db")
+    ops.init_database(config)
+    ops.downgrade(config, "base")
+    try:
+        response = create_app("testing", overrides=config).test_client().get("/readyz")
+        assert response.status_code == 503
+        assert "schema is at revision none" in response.json["message"]
+    finally:
+        with admin_cursor(config) as cur:
+            drop_database(cur, "behind_db")
+
+
+@pytest.fixture(scope="module")
+def own_cluster():
+    """A server this module may stop and start without disturbing the other tests."""
+    with ephemeral_cluster(prefix="project-outage-pg-") as cluster:
+        from project.configuration import load_config
+
+        config = load_config("testing", environ={}).replace(
+            POSTGRES_HOST=cluster.host,
+            POSTGRES_PORT=str(cluster.port),
+            POSTGRES_USER=cluster.superuser,
+            POSTGRES_PASSWORD="",
+            POSTGRES_DB="outage",
+        )
+        ops.init_database(config)
+        yield cluster
+
+
+def test_outage_gives_quick_503s_and_the_same_worker_recovers(own_cluster):
+    with gunicorn(production_env(own_cluster, "outage")) as server:
+        status, body = request(
+            f"{server.url}/users", "POST", json.dumps({"email": "o@example.com", "name": "O"}).encode()
+        )
+        assert status == 201
+        user_url = f"{server.url}/users/{json.loads(body)['id']}"
+        assert request(user_url)[0] == 200
+        workers = server.workers()
+
+        own_cluster.stop()
+        try:
+            status, body = request(user_url)
+            assert status == 503 and json.loads(body)["message"].startswith("The database is unavailable")
+            assert request(f"{server.url}/readyz")[0] == 503
+            assert request(f"{server.url}/healthz")[0] == 200
+        finally:
+            own_cluster.start()
+
+        assert request(user_url)[0] == 200
+        assert request(f"{server.url}/readyz")[0] == 200
+        assert server.workers() == workers
+
+
+def test_sigterm_lets_in_flight_requests_finish(own_cluster):
+    with gunicorn(production_env(own_cluster, "outage"), app="tests.slow_wsgi:app") as server:
+        answers = []
+        worker = threading.Thread(target=lambda: answers.append(request(f"{server.url}/slow")))
+        worker.start()
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGTERM)
+        worker.join(timeout=30)
+        assert server.process.wait(timeout=30) == 0
+    assert answers and answers[0][0] == 200 and json.loads(answers[0][1]) == {"finished": True}

@@ -1,0 +1,40 @@
+"""The migration round trip that `nox -s migrations` runs, and the drift it must catch."""
+
+import shutil
+from pathlib import Path
+
+from project import migration_check
+from project.app import migrations_dir
+
+
+def test_round_trip_passes_on_the_shipped_migrations():
+    lines = []
+    assert migration_check.run(out=lines.append) is True
+    assert [line.split(" ", 1)[0] for line in lines] == ["ok"] * 5
+
+
+def copy_migrations(tmp_path) -> Path:
+    target = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def test_a_migration_that_no_longer_matches_the_models_fails(tmp_path):
+    target = copy_migrations(tmp_path)
+    revision = next((target / "versions").glob("*_add_users_table.py"))
+    text = revision.read_text()
+    revision.write_text(text.replace("sa.Column('name', sa.String(length=100), nullable=False),\n", ""))
+    lines = []
+    assert migration_check.run(target, out=lines.append) is False
+    assert lines[-1].startswith("FAIL models match migrations") and "name" in lines[-1]
+
+
+def test_two_heads_fail(tmp_path):
+    target = copy_migrations(tmp_path)
+    (target / "versions" / "0000_other_head.py").write_text(
+        'revision = "0000otherhead"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\n'
+        "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    lines = []
+    assert migration_check.run(target, out=lines.append) is False
+    assert lines == [lines[0]] and lines[0].startswith("FAIL one head: expected one head, found")

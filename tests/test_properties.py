@@ -1,0 +1,85 @@
+"""Property tests: arbitrary input never escapes as anything but the project's own answers."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from project.configuration import ConfigError, load_config
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+entries = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["A", "POSTGRES_PORT", "FLASK_DEBUG", "FLASK_CONFIG", "bad name"])
+            | st.text(max_size=8)
+        },
+        optional={"value": st.text(max_size=8) | json_values, "valueFrom": st.text(max_size=8), "x": json_values},
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    document=json_values | entries,
+    environ=st.dictionaries(st.sampled_from(["A", "POSTGRES_PORT"]), st.text(max_size=6)),
+)
+def test_loader_raises_only_config_errors(tmp_path, document, environ):
+    (tmp_path / "fuzz.json").write_text(json.dumps(document))
+    try:
+        config = load_config("fuzz", environ=environ, config_dir=tmp_path)
+    except ConfigError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert all(isinstance(v, str) for v in config.values.values())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=64))
+def test_loader_survives_arbitrary_bytes(tmp_path, raw):
+    (tmp_path / "bytes.json").write_bytes(raw)
+    try:
+        load_config("bytes", environ={}, config_dir=tmp_path)
+    except ConfigError:
+        pass
+
+
+user_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "email": st.text(max_size=300) | json_values | st.emails(),
+        "name": st.text(max_size=120) | json_values,
+        "extra": json_values,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=user_bodies | json_values.filter(lambda v: v is not None))
+def test_post_users_never_answers_500_for_json(client, body):
+    response = client.post("/users", json=body)
+    assert response.status_code in (201, 400, 409), response.json
+    assert response.is_json
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]),
+)
+def test_post_users_never_answers_500_for_raw_bytes(client, raw, content_type):
+    response = client.post("/users", data=raw, content_type=content_type)
+    assert response.status_code in (201, 400, 409, 415)
+    assert response.is_json
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page=st.text(max_size=12), per_page=st.text(max_size=12))
+def test_list_users_never_answers_500(client, page, per_page):
+    response = client.get("/users", query_string={"page": page, "per_page": per_page})
+    assert response.status_code in (200, 400)

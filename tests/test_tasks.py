@@ -1,0 +1,213 @@
+"""The commands as users type them: `inv ...` in a subprocess, exit codes and sentences included."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
+
+from project import scenarios
+from project.database import admin_cursor, drop_database, table_counts
+from tests.conftest import config_for
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
+
+
+def inv(*args, env=None):
+    """Run ``inv ARGS`` from the project root with ``env`` added; return the completed process."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def server_env(postgresql_server):
+    """Environment that points the development config at a database on the run's throwaway server."""
+    env = {
+        "APPLICATION_CONFIG": "development",
+        "POSTGRES_HOST": postgresql_server.host,
+        "POSTGRES_PORT": str(postgresql_server.port),
+        "POSTGRES_USER": postgresql_server.user,
+        "POSTGRES_DB": "cli_db",
+    }
+    yield env
+    config = config_for(postgresql_server, "cli_db")
+    with admin_cursor(config) as cur:
+        for name in scenarios.available():
+            drop_database(cur, scenarios.template_name(config, name), mark=scenarios.mark(name))
+            drop_database(cur, scenarios.database_name(config, name), mark=scenarios.mark(name))
+        drop_database(cur, "cli_db")
+
+
+def one_sentence(text):
+    lines = [line for line in text.strip().splitlines() if line]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_list_explains_every_task_in_one_line():
+    result = inv("--list")
+    assert result.returncode == 0
+    lines = [line for line in result.stdout.splitlines()[2:] if line.strip()]
+    assert all(not line.startswith(" " * 5) for line in lines), "a description wrapped onto a second line"
+    names = {line.split()[0] for line in lines}
+    expected = {
+        "dev",
+        "prod",
+        "db.init",
+        "db.migrate",
+        "db.check",
+        "db.reset",
+        "scenario.load",
+        "compose.up",
+        "config.show",
+        "config.check",
+        "config.export",
+        "deploy.check",
+    }
+    assert expected <= names
+
+
+def test_db_init_twice_changes_nothing_the_second_time(server_env):
+    first = inv("db.init", env=server_env)
+    assert first.returncode == 0, first.stderr
+    assert "Database 'cli_db' created and migrated" in first.stdout
+    second = inv("db.init", env=server_env)
+    assert second.returncode == 0
+    assert "already up to date" in second.stdout and "nothing changed" in second.stdout
+    assert inv("db.check", env=server_env).returncode == 0
+
+
+def test_unknown_config_exits_2_with_one_sentence_listing_configs():
+    result = inv("dev", env={"APPLICATION_CONFIG": "nope"})
+    assert result.returncode == 2
+    line = one_sentence(result.stderr)
+    assert "no config 'nope'" in line and "development, production, testing" in line
+
+
+def test_config_flag_is_checked_too():
+    result = inv("db.init", "--config", "staging")
+    assert result.returncode == 2 and "no config 'staging'" in one_sentence(result.stderr)
+
+
+def test_bad_value_from_the_shell_exits_2_naming_the_variable():
+    result = inv("config.show", env={"POSTGRES_PORT": "abc"})
+    assert result.returncode == 2
+    line = one_sentence(result.stderr)
+    assert "config/development.json: entry 6 (POSTGRES_PORT), from the environment variable POSTGRES_PORT" in line
+    assert "whole number from 0 to 65535" in line
+
+
+def test_reset_refuses_production():
+    result = inv(
+        "db.reset", "--yes", "--config", "production", env={"SECRET_KEY": STRONG_KEY, "POSTGRES_PASSWORD": "x"}
+    )
+    assert result.returncode == 2 and "refusing to reset" in result.stderr
+
+
+def test_reset_without_a_terminal_asks_for_yes(server_env):
+    result = inv("db.reset", env=server_env)
+    assert result.returncode == 2 and "Pass --yes" in result.stderr
+
+
+def test_reset_with_yes_rebuilds(server_env):
+    assert inv("db.init", env=server_env).returncode == 0
+    result = inv("db.reset", "--yes", env=server_env)
+    assert result.returncode == 0, result.stderr
+    assert "created and migrated" in result.stdout
+
+
+def test_config_show_masks_secrets():
+    result = inv("config.show", "--config", "production", env={"SECRET_KEY": STRONG_KEY})
+    assert result.returncode == 0
+    assert STRONG_KEY not in result.stdout
+    assert "********" in result.stdout and "POSTGRES_PASSWORD" in result.stdout
+
+
+def test_config_check_passes_on_the_shipped_files():
+    result = inv("config.check")
+    assert result.returncode == 0 and "valid" in result.stdout
+
+
+def test_config_export_formats():
+    ecs = json.loads(inv("config.export", "--config", "production").stdout)
+    assert {"name": "POSTGRES_DB", "value": "app"} in ecs["environment"]
+    assert [s["name"] for s in ecs["secrets"]] == ["SECRET_KEY", "POSTGRES_PASSWORD"]
+    env_file = inv("config.export", "--config", "production", "--format", "env").stdout
+    assert "POSTGRES_DB=app" in env_file.splitlines() and "SECRET_KEY=" not in env_file
+    bad = inv("config.export", "--format", "yaml")
+    assert bad.returncode == 2 and "valid formats: ecs, env, tfvars" in bad.stderr
+
+
+def test_scenario_load_then_list_shows_it_and_leaves_the_dev_database(server_env, postgresql_server):
+    assert inv("db.init", env=server_env).returncode == 0
+    before = table_counts(config_for(postgresql_server, "cli_db"), "cli_db")
+    load = inv("scenario.load", "users", "--size", "120", env=server_env)
+    assert load.returncode == 0, load.stderr
+    assert "Scenario 'users' loaded into 'cli_db_scenario_users' (120 users)" in load.stdout
+    listing = inv("scenario.list", env=server_env)
+    users_line = next(line for line in listing.stdout.splitlines() if line.startswith("users"))
+    assert "loaded" in users_line and "users: 120" in users_line
+    assert table_counts(config_for(postgresql_server, "cli_db"), "cli_db") == before
+    again = inv("scenario.load", "users", env=server_env)
+    assert again.returncode == 2 and "Pass --force" in again.stderr
+    assert inv("scenario.reset", "users", env=server_env).returncode == 0
+    assert "dropped" in inv("scenario.drop", "users", env=server_env).stdout
+
+
+def test_unknown_scenario_exits_2_listing_users(server_env):
+    result = inv("scenario.load", "nope", env=server_env)
+    assert result.returncode == 2
+    assert "available scenarios: empty, users, volume" in one_sentence(result.stderr)
+
+
+def test_shell_of_a_scenario_not_loaded_exits_2(server_env):
+    result = inv("scenario.shell", "empty", env=server_env)
+    assert result.returncode == 2 and "not loaded" in result.stderr
+
+
+def test_dry_compose_up_prints_the_command():
+    result = inv("--dry", "compose.up")
+    assert result.returncode == 0
+    assert "docker compose -p development -f docker/development.yml up" in result.stdout
+
+
+def test_dry_compose_for_production_with_flags():
+    result = inv("--dry", "compose.up", "--config", "production", "--build", "--detach")
+    assert "docker compose -p production -f docker/production.yml up --build --detach" in result.stdout
+
+
+def test_compose_for_a_config_without_a_file_exits_2():
+    result = inv("--dry", "compose.up", "--config", "testing")
+    assert result.returncode == 2 and "no compose file docker/testing.yml" in result.stderr
+
+
+def test_deploy_check_lists_problems_for_a_weak_secret():
+    result = inv("deploy.check", env={"SECRET_KEY": "changeme", "POSTGRES_PASSWORD": "pw"})
+    assert result.returncode == 1
+    assert "SECRET_KEY is 8 characters long" in result.stderr
+
+
+def test_deploy_check_passes_for_a_strong_secret():
+    result = inv("deploy.check", env={"SECRET_KEY": STRONG_KEY, "POSTGRES_PASSWORD": "pw"})
+    assert result.returncode == 0, result.stderr
+    assert "passes every deployment check" in result.stdout
+
+
+def test_prod_without_secret_key_exits_2_with_a_sentence():
+    result = inv("prod", env={"POSTGRES_PASSWORD": "pw"})
+    assert result.returncode == 2
+    assert "SECRET_KEY is not set" in one_sentence(result.stderr)
