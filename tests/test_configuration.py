@@ -143,3 +143,27 @@ def test_production_keeps_secrets_out_of_the_file():
 
 def test_as_bool():
     assert as_bool("True") and as_bool("1") and not as_bool("false") and not as_bool("no")
+
+
+def test_module_check_command_reports_valid_files(capsys):
+    from project.configuration import main
+
+    assert main(["check"]) == 0
+    assert "3 config files valid" in capsys.readouterr().out
+
+
+def test_module_show_command_masks_secrets(capsys, monkeypatch):
+    from project.configuration import main
+
+    monkeypatch.setenv("SECRET_KEY", "do-not-print-me")
+    assert main(["show", "production"]) == 0
+    out = capsys.readouterr().out
+    assert "SECRET_KEY=********" in out and "do-not-print-me" not in out
+
+
+def test_module_command_errors_exit_2(capsys):
+    from project.configuration import main
+
+    assert main(["show", "nope"]) == 2
+    assert "no config 'nope'" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2

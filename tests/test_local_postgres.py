@@ -187,3 +187,16 @@ def test_failing_fixture_leaves_no_server_and_no_data(tmp_path):
     assert process.returncode != 0
     assert not alive(pid)
     assert not base_dir.exists()
+
+
+def test_reachable_by_follows_owner_group_and_other_bits(tmp_path):
+    user = pwd.struct_passwd(("someone", "x", 54321, 54321, "", "/", "/bin/sh"))
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    os.chmod(locked, 0o700)
+    assert local_postgres.reachable_by(locked / "data", None) is True
+    tmp_path.chmod(0o755)
+    assert local_postgres.reachable_by(locked / "data", user) is False
+    os.chmod(locked, 0o701)
+    parents_ok = all(p.stat().st_mode & 0o001 for p in locked.resolve().parents)
+    assert local_postgres.reachable_by(locked / "data", user) is parents_ok
