@@ -28,8 +28,12 @@ def is_loopback(host: str) -> bool:
 
 
 def local_cluster() -> LocalCluster:
-    """Return the project's local cluster, at the address the development config gives."""
-    dev = load_config("development", require_secrets=False)
+    """Return the project's local cluster, at the address config/development.json gives.
+
+    The file alone decides it: a POSTGRES_PORT in the shell points the app at another server, it does not
+    move the cluster (so tests that point the tasks at their own server never touch it).
+    """
+    dev = load_config("development", environ={}, require_secrets=False)
     return development_cluster(dev["POSTGRES_HOST"], int(dev["POSTGRES_PORT"]), dev["POSTGRES_USER"])
 
 

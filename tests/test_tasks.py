@@ -211,3 +211,13 @@ def test_prod_without_secret_key_exits_2_with_a_sentence():
     result = inv("prod", env={"POSTGRES_PASSWORD": "pw"})
     assert result.returncode == 2
     assert "SECRET_KEY is not set" in one_sentence(result.stderr)
+
+
+def test_pointing_the_tasks_elsewhere_never_touches_the_local_cluster(server_env, tmp_path):
+    from project.operations import local_cluster
+
+    cluster = local_cluster()
+    before = cluster.status()
+    assert inv("db.init", env=server_env).returncode == 0
+    assert cluster.status() == before
+    assert cluster.initialised() == before.initialised
