@@ -358,10 +358,21 @@ def development_cluster(host: str, port: int, superuser: str) -> LocalCluster:
     return LocalCluster(development_dir(), port=port, host=host, superuser=superuser)
 
 
+def throwaway_root(min_free: int = 1 << 30) -> str:
+    """Return where throwaway clusters go: memory-backed /dev/shm when it has room (initdb there is several times
+    faster than on disk, and a throwaway cluster needs no durability), else the system's temporary directory."""
+    shm = "/dev/shm"
+    with contextlib.suppress(OSError):
+        stats = os.statvfs(shm)
+        if os.access(shm, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize >= min_free:
+            return shm
+    return tempfile.gettempdir()
+
+
 @contextlib.contextmanager
 def ephemeral_cluster(superuser: str = "postgres", prefix: str = "project-pg-"):
     """Run a throwaway fast cluster on a free port in a new temporary directory; delete it on exit."""
-    base_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    base_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=throwaway_root()))
     cluster = LocalCluster(base_dir, port=free_port(), superuser=superuser, settings=FAST_SETTINGS)
     try:
         cluster.start()

@@ -86,11 +86,18 @@ def bench_isolation() -> list[Row]:
 
         def clone():
             janitor = DatabaseJanitor(
-                user=cluster.superuser, host=cluster.host, port=cluster.port, dbname="bench_clone",
+                user=cluster.superuser,
+                host=cluster.host,
+                port=cluster.port,
+                dbname="bench_clone",
                 template_dbname="bench_template",
             )
-            with janitor, psycopg.connect(host=cluster.host, port=cluster.port, user=cluster.superuser,
-                                          dbname="bench_clone") as conn:
+            with (
+                janitor,
+                psycopg.connect(
+                    host=cluster.host, port=cluster.port, user=cluster.superuser, dbname="bench_clone"
+                ) as conn,
+            ):
                 conn.execute("SELECT 1")
 
         for _ in range(5):
@@ -133,8 +140,13 @@ def bench_first_result() -> list[Row]:
     pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 
     def ours():
-        subprocess.run([*pytest_cmd, "tests/test_api_users.py::test_index_greets"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*pytest_cmd, "tests/test_api_users.py::test_index_greets"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
     def seed():
         base = Path(tempfile.mkdtemp(prefix="project-bench-seed-"))
@@ -143,13 +155,22 @@ def bench_first_result() -> list[Row]:
             cluster._prepare_base_dir()
             cluster._run("initdb", "--pgdata", str(cluster.data_dir), "--username", "postgres", "--auth", "trust")
             cluster.start()
-            subprocess.run(["createdb", "-h", cluster.host, "-p", str(cluster.port), "-U", "postgres", "seed"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["createdb", "-h", cluster.host, "-p", str(cluster.port), "-U", "postgres", "seed"],
+                check=True,
+                capture_output=True,
+            )
             workdir = Path(tempfile.mkdtemp(prefix="project-bench-seed-tests-"))
             (workdir / "test_seed.py").write_text(SEED_CONFTEST)
             (workdir / "pytest.ini").write_text("[pytest]\n")
-            seed_env = {**env, "PYTHONPATH": str(ROOT), "POSTGRES_HOST": cluster.host,
-                        "POSTGRES_PORT": str(cluster.port), "POSTGRES_USER": "postgres", "POSTGRES_DB": "seed"}
+            seed_env = {
+                **env,
+                "PYTHONPATH": str(ROOT),
+                "POSTGRES_HOST": cluster.host,
+                "POSTGRES_PORT": str(cluster.port),
+                "POSTGRES_USER": "postgres",
+                "POSTGRES_DB": "seed",
+            }
             subprocess.run([*pytest_cmd, "test_seed.py"], cwd=workdir, env=seed_env, check=True, capture_output=True)
             shutil.rmtree(workdir)
         finally:
@@ -170,7 +191,10 @@ def bench_install() -> list[Row]:
         try:
             subprocess.run(
                 ["nox", "-s", "tests", "--install-only", "--force-venv-backend", backend, "--envdir", envdir],
-                cwd=ROOT, env=env, check=True, capture_output=True,
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
             )
         finally:
             shutil.rmtree(envdir, ignore_errors=True)
@@ -211,12 +235,28 @@ def bench_scenarios() -> list[Row]:
 
         small, big = _load_peak_rss(config, 10_000), _load_peak_rss(config, size)
     return [
-        Row("scenario load 100k / ORM one by one", f"{load_time:.2f} s", f"{orm_time:.1f} s (from {sample} rows)",
-            load_time / orm_time, "<= 0.1"),
-        Row("scenario.reset / full rebuild", f"{reset_time * 1000:.0f} ms", f"{rebuild_time:.2f} s",
-            reset_time / rebuild_time, "<= 0.3"),
-        Row("peak memory: load 100k / load 10k", f"{big / 1024:.0f} MiB", f"{small / 1024:.0f} MiB", big / small,
-            "<= 1.2", "rows stream in batches"),
+        Row(
+            "scenario load 100k / ORM one by one",
+            f"{load_time:.2f} s",
+            f"{orm_time:.1f} s (from {sample} rows)",
+            load_time / orm_time,
+            "<= 0.1",
+        ),
+        Row(
+            "scenario.reset / full rebuild",
+            f"{reset_time * 1000:.0f} ms",
+            f"{rebuild_time:.2f} s",
+            reset_time / rebuild_time,
+            "<= 0.3",
+        ),
+        Row(
+            "peak memory: load 100k / load 10k",
+            f"{big / 1024:.0f} MiB",
+            f"{small / 1024:.0f} MiB",
+            big / small,
+            "<= 1.2",
+            "rows stream in batches",
+        ),
     ]
 
 
@@ -231,8 +271,9 @@ def _load_peak_rss(config, size: int) -> int:
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """)
     overrides = {k: config[k] for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_DB")}
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(overrides)], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(overrides)], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     return int(out.strip().splitlines()[-1])
 
 
@@ -240,29 +281,39 @@ def _load_peak_rss(config, size: int) -> int:
 
 
 def bench_load(seconds: float = 10.0) -> list[Row]:
-    """gunicorn under the production config: GET /users/<id> against a hello-world app, same settings."""
+    """gunicorn under the production config: GET /users/<id> against a hello-world app, same settings.
+
+    Run with the config's own worker count (0: 2 x cores + 1, sized for a database on another host) and with
+    2 workers, which suits a 2-core machine that also runs PostgreSQL and the load generator.
+    """
     from tests.benchmarks.load import run_load
     from tests.servers import gunicorn, production_env, request
 
     rows = []
     with server_with_database("bench_load") as (cluster, config):
-        env = production_env(cluster, "bench_load", GUNICORN_WORKERS="0")
-        with gunicorn(env, workers=0) as app_server:
-            status, body = request(f"{app_server.url}/users", "POST",
-                                   json.dumps({"email": "load@example.com", "name": "Load"}).encode())
-            user_url = f"{app_server.url}/users/{json.loads(body)['id']}"
-            app_results = {c: (run_load(user_url, c, 2), run_load(user_url, c, seconds))[1] for c in (16, 64)}
-        with gunicorn(env, app="tests.benchmarks.hello_wsgi:app", workers=0) as hello_server:
-            hello_url = f"{hello_server.url}/hello"
-            hello_results = {c: (run_load(hello_url, c, 2), run_load(hello_url, c, seconds))[1] for c in (16, 64)}
-    for connections in (16, 64):
-        ours, base = app_results[connections], hello_results[connections]
-        rows.append(Row(
-            f"GET /users/<id> rps / hello rps, {connections} conns",
-            f"{ours.rps:.0f} rps", f"{base.rps:.0f} rps", ours.rps / base.rps, ">= 0.5",
-            f"{ours.tool}; errors {ours.errors}, non-2xx {ours.non_2xx}, p99 {ours.p99_ms:.1f} ms "
-            f"(hello p99 {base.p99_ms:.1f} ms)",
-        ))
+        env = production_env(cluster, "bench_load")
+        for workers, connection_counts in ((0, (16, 64)), (2, (16,))):
+            label = "config workers" if workers == 0 else f"{workers} workers"
+            with gunicorn(env, workers=workers) as server:
+                body = json.dumps({"email": f"load{workers}@example.com", "name": "Load"}).encode()
+                user_url = f"{server.url}/users/{json.loads(request(f'{server.url}/users', 'POST', body)[1])['id']}"
+                ours = {c: (run_load(user_url, c, 2), run_load(user_url, c, seconds))[1] for c in connection_counts}
+            with gunicorn(env, app="tests.benchmarks.hello_wsgi:app", workers=workers) as server:
+                url = f"{server.url}/hello"
+                base = {c: (run_load(url, c, 2), run_load(url, c, seconds))[1] for c in connection_counts}
+            for c in connection_counts:
+                a, b = ours[c], base[c]
+                rows.append(
+                    Row(
+                        f"GET /users/<id> / hello rps, {c} conns, {label}",
+                        f"{a.rps:.0f} rps",
+                        f"{b.rps:.0f} rps",
+                        a.rps / b.rps,
+                        ">= 0.5",
+                        f"{a.tool}; errors {a.errors}, non-2xx {a.non_2xx}, "
+                        f"p99 {a.p99_ms:.1f} ms (hello {b.p99_ms:.1f} ms)",
+                    )
+                )
     return rows
 
 
@@ -296,7 +347,7 @@ def print_table(rows: list[Row]) -> None:
     headers = ("benchmark", "ours", "baseline", "ratio", "goal", "note")
     cells = [(r.name, r.ours, r.baseline, f"{r.ratio:.3f}", r.goal, r.note) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format(*headers))
     print(line.format(*("-" * w for w in widths)))
     for c in cells:

@@ -32,7 +32,19 @@ def run_load(url: str, connections: int, seconds: float) -> LoadResult:
 def _wrk(url: str, connections: int, seconds: float) -> LoadResult:
     threads = min(2, connections)
     out = subprocess.run(
-        ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "5s", url],
+        [
+            "wrk",
+            "--latency",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds:.0f}s",
+            "--timeout",
+            "5s",
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
