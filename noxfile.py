@@ -38,9 +38,11 @@ def install_testing(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite on a throwaway PostgreSQL with branch coverage (fails under 90 %)."""
+    """Run the tests on throwaway PostgreSQL servers with branch coverage (fails under 90 %)."""
     install_testing(session)
-    session.run("pytest", "--cov", "--cov-report=term", *session.posargs, env=RUN_ENV)
+    # One pytest-xdist worker per core (each with its own throwaway server) unless arguments say otherwise.
+    args = session.posargs or ["-n", "auto"]
+    session.run("pytest", "--cov", "--cov-report=term", *args, env=RUN_ENV)
 
 
 @nox.session

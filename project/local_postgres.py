@@ -28,7 +28,8 @@ SERVER_OS_USER = "postgres"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local" / "postgres"
 # Settings that make a disposable server fast; durability does not matter for it.
-FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+# mmap keeps dynamic shared memory inside the data directory, so a throwaway cluster leaves nothing elsewhere.
+FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "dynamic_shared_memory_type=mmap")
 
 
 class ClusterError(Exception):
