@@ -169,7 +169,7 @@ def db_shell(c, config=None):
 def _psql(c, config, dbname: str) -> None:
     env = {"PGPASSWORD": config.get("POSTGRES_PASSWORD", "")}
     args = ["psql", "-h", config["POSTGRES_HOST"], "-p", config["POSTGRES_PORT"], "-U", config["POSTGRES_USER"], dbname]
-    c.run(shlex.join(args), env=env, pty=True)
+    c.run(shlex.join(args), env=env, pty=sys.stdin.isatty())
 
 
 @task(help={"yes": "Do not ask for confirmation"})
