@@ -13,8 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Collection, Exit
+from invoke import Collection, Exit, Program
 from invoke import task as invoke_task
+from invoke.parser import ParseError
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # invoke does not put the project root on sys.path
@@ -48,6 +49,31 @@ def task(*args, **kwargs):
     return decorate
 
 
+def _whole_number(flag: str, value, low: int, high: int) -> int:
+    """Return ``value`` as an int, or exit 2 with a sentence naming the flag and the valid range."""
+    text = str(value).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise Exit(f"Error: {flag} must be a whole number from {low} to {high}, got {value!r}.", code=2)
+    return int(text)
+
+
+def _usage_errors_exit_2() -> None:
+    """invoke ends a command-line mistake (unknown task, missing argument) with code 1; make it 2, the usual
+    code for usage errors, like every other mistake here."""
+    original = Program.parse_tasks
+
+    def parse_tasks(self):
+        try:
+            return original(self)
+        except ParseError as exc:
+            raise Exit(f"Error: {exc} See `inv --list`, or `inv --help TASK` for a task's options.", code=2) from None
+
+    Program.parse_tasks = parse_tasks
+
+
+_usage_errors_exit_2()
+
+
 def _config(name: str | None, require_secrets: bool = True):
     return load_config(name, require_secrets=require_secrets)
 
@@ -66,14 +92,15 @@ def _flask(c, config, command: str, pty: bool = False):
 
 
 @task(help={"host": "Address to listen on", "port": "Port to listen on"})
-def dev(c, host="127.0.0.1", port=5000, config=None):
+def dev(c, host="127.0.0.1", port="5000", config=None):
     """Serve the app with the Flask debug server (migrates first)."""
+    port = _whole_number("--port", port, 1, 65535)
     config = _config(config)
     _say(ops.ensure_server(config))
     _say(str(ops.init_database(config)))
     debug = "--debug" if config.get("FLASK_DEBUG", "false").lower() in ("true", "1", "yes", "on") else "--no-debug"
     print(f"Serving on http://{host}:{port} with the '{config.name}' config; Ctrl-C stops it.", flush=True)
-    _flask(c, config, f"run {debug} --host {shlex.quote(host)} --port {int(port)}", pty=sys.stdin.isatty())
+    _flask(c, config, f"run {debug} --host {shlex.quote(host)} --port {port}", pty=sys.stdin.isatty())
 
 
 # -- db -----------------------------------------------------------------------------------------
@@ -247,22 +274,22 @@ def scenario_list(c, config=None):
         "force": "Replace the scenario's database if it exists",
     }
 )
-def scenario_load(c, name, size=None, seed=1, force=False, config=None):
+def scenario_load(c, name, size=None, seed="1", force=False, config=None):
     """Build a scenario database from empty: migrate and fill."""
     import time
 
     from project import scenarios
 
     config = _config(config)
-    if size is not None and (not str(size).isdigit()):
-        raise Exit(f"Error: --size must be a whole number, got {size!r}.", code=2)
+    size = None if size is None else _whole_number("--size", size, 0, 100_000_000)
+    seed = _whole_number("--seed", seed, 0, 2**63)
     scenarios.get(name)
     _say(ops.ensure_server(config))
     if scenarios.exists(config, name) and not force:
         _confirm(False, f"Scenario database '{scenarios.database_name(config, name)}' exists. Replace it?", "--force")
     scenarios.progress_factory = _progress_bar()
     started = time.perf_counter()
-    report = scenarios.load(config, name, size=None if size is None else int(size), seed=int(seed), force=True)
+    report = scenarios.load(config, name, size=size, seed=seed, force=True)
     counts = ", ".join(f"{n} {t}" for t, n in report.counts.items()) or "no rows"
     print(f"Scenario '{name}' loaded into '{report.database}' ({counts}) in {time.perf_counter() - started:.1f} s.")
     print(f"Connect: inv scenario.shell {name}   or   inv scenario.serve {name}")
@@ -293,15 +320,16 @@ def scenario_shell(c, name, config=None):
 
 
 @task(help={"name": "Scenario name", "host": "Address to listen on", "port": "Port to listen on"})
-def scenario_serve(c, name, host="127.0.0.1", port=5000, config=None):
+def scenario_serve(c, name, host="127.0.0.1", port="5000", config=None):
     """Run the debug server against a loaded scenario's database."""
     from project import scenarios
 
+    port = _whole_number("--port", port, 1, 65535)
     config = _config(config)
     _require_loaded(config, name)
     config = config.replace(POSTGRES_DB=scenarios.database_name(config, name))
     print(f"Serving scenario '{name}' on http://{host}:{port}; Ctrl-C stops it.", flush=True)
-    _flask(c, config, f"run --debug --host {shlex.quote(host)} --port {int(port)}", pty=sys.stdin.isatty())
+    _flask(c, config, f"run --debug --host {shlex.quote(host)} --port {port}", pty=sys.stdin.isatty())
 
 
 def _require_loaded(config, name):
@@ -342,11 +370,12 @@ def scenario_drop(c, name, config=None):
 
 
 @task(help={"host": "Address to listen on", "port": "Port to listen on"})
-def prod(c, host="127.0.0.1", port=8000, config="production"):
+def prod(c, host="127.0.0.1", port="8000", config="production"):
     """Simulate production: gunicorn on the local cluster."""
     from project import production
 
-    plan = production.prepare(_config(config), host=host, port=int(port))
+    port = _whole_number("--port", port, 1, 65535)
+    plan = production.prepare(_config(config), host=host, port=port)
     for line in plan.messages:
         _say(line)
     print(f"Serving the '{plan.config.name}' config through gunicorn on http://{host}:{port}; Ctrl-C stops it.")

@@ -221,3 +221,18 @@ def test_pointing_the_tasks_elsewhere_never_touches_the_local_cluster(server_env
     assert inv("db.init", env=server_env).returncode == 0
     assert cluster.status() == before
     assert cluster.initialised() == before.initialised
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("scenario.load",), "did not receive required positional arguments: 'name'"),
+        (("db.nope",), "No idea what 'db.nope' is!"),
+        (("dev", "--port", "abc"), "--port must be a whole number from 1 to 65535, got 'abc'"),
+        (("scenario.load", "users", "--size", "-3"), "--size must be a whole number"),
+    ],
+)
+def test_usage_mistakes_exit_2_with_one_sentence(args, expected):
+    result = inv(*args)
+    assert result.returncode == 2
+    assert expected in one_sentence(result.stderr)
