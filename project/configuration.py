@@ -98,11 +98,6 @@ class Config(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._resolved())
 
-    @property
-    def values(self) -> dict[str, str]:  # type: ignore[override]
-        """The resolved settings as a plain dict."""
-        return self._resolved()
-
     def entry(self, name: str) -> Entry:
         """Return the entry called ``name``."""
         for e in self.entries:

@@ -18,6 +18,12 @@ from project.configuration import ConfigError
 OWNER_MARK = "managed by the project"
 
 
+def first_line(error: BaseException | None) -> str:
+    """Return the first line of an error's message (drivers add hints and context on further lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def connect(values: Mapping[str, Any], dbname: str | None = None, **kwargs):
     """Open a psycopg2 connection to the configured server (to ``dbname``, default the configured database)."""
     return psycopg2.connect(
@@ -37,10 +43,9 @@ def admin_cursor(values: Mapping[str, Any], dbname: str = "postgres") -> Iterato
     try:
         conn = connect(values, dbname=dbname)
     except psycopg2.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
         raise ConfigError(
             f"Cannot connect to PostgreSQL at {values['POSTGRES_HOST']}:{values['POSTGRES_PORT']} "
-            f"as {values['POSTGRES_USER']}: {first}"
+            f"as {values['POSTGRES_USER']}: {first_line(exc)}"
         ) from None
     conn.autocommit = True
     try:

@@ -86,7 +86,7 @@ def make_app(config: Config, **overrides: Any):
     """Create the app for ``config``."""
     from project import create_app
 
-    return create_app(config["FLASK_CONFIG"], overrides={**config.values, **overrides})
+    return create_app(config["FLASK_CONFIG"], overrides={**config, **overrides})
 
 
 @contextlib.contextmanager
@@ -107,7 +107,7 @@ def create_database_if_missing(config: Config, name: str | None = None) -> bool:
     """Create the configured database (and, on the local cluster, its role); return whether it was created."""
     name = name or config["POSTGRES_DB"]
     local = uses_local_cluster(config)
-    admin = dict(config.values)
+    admin = dict(config)
     if local:
         admin["POSTGRES_USER"] = local_cluster().superuser
     with admin_cursor(admin) as cur:
@@ -201,7 +201,7 @@ def reset_database(config: Config) -> InitReport:
     if config.name in PROTECTED_CONFIGS or config["FLASK_CONFIG"] == "production":
         raise ConfigError(f"Refusing to reset the database of the '{config.name}' config: it is production data.")
     ensure_server(config)
-    admin = dict(config.values)
+    admin = dict(config)
     if uses_local_cluster(config):
         admin["POSTGRES_USER"] = local_cluster().superuser
     with admin_cursor(admin) as cur:

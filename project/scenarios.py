@@ -33,6 +33,7 @@ from project.database import (
     database_exists,
     database_mark,
     drop_database,
+    first_line,
     table_counts,
     terminate_connections,
 )
@@ -146,7 +147,7 @@ class LoadReport:
 def _admin(config: Config) -> dict:
     from project.operations import local_cluster, uses_local_cluster
 
-    values = dict(config.values)
+    values = dict(config)
     if uses_local_cluster(config):
         values["POSTGRES_USER"] = local_cluster().superuser
     return values
@@ -193,7 +194,7 @@ def load(
             with contextlib.suppress(Exception), admin_cursor(_admin(config)) as cur:
                 drop_database(cur, template, mark=mark(name))
                 drop_database(cur, dbname, mark=mark(name))
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise ScenarioError(
             f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
         ) from exc

@@ -36,7 +36,7 @@ def test_loader_raises_only_config_errors(tmp_path, document, environ):
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc)
     else:
-        assert all(isinstance(v, str) for v in config.values.values())
+        assert all(isinstance(v, str) for v in config.values())
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,6 +7,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from project.database import first_line
 from project.extensions import db
 
 
@@ -39,31 +40,14 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def handle_database_unavailable(exc: OperationalError):
+        # The driver's OperationalError covers a server that is down or restarting, a dropped connection,
+        # a timeout or a deadlock: none is the client's fault, and each is worth a retry.
         db.session.rollback()
-        if exc.connection_invalidated or _is_connection_failure(exc):
-            app.logger.warning("database unavailable: %s", str(exc.orig).strip().splitlines()[0])
-            return database_unavailable()
-        return handle_internal_error(exc)
+        app.logger.warning("database unavailable: %s", first_line(exc.orig))
+        return database_unavailable()
 
     @app.errorhandler(Exception)
     def handle_internal_error(exc: Exception):
         db.session.rollback()
         app.logger.exception("unhandled error", exc_info=exc)
         return error_response(500, InternalServerError.description)
-
-
-def _is_connection_failure(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return any(
-        phrase in text
-        for phrase in (
-            "connection refused",
-            "could not connect",
-            "timeout expired",
-            "server closed the connection",
-            "terminating connection",
-            "the database system is",
-            "no connection to the server",
-            "connection to server",
-        )
-    )

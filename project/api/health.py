@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.api.errors import error_response
+from project.database import first_line
 from project.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -26,7 +27,7 @@ def readyz():
         current = database_revision()
     except SQLAlchemyError as exc:
         db.session.rollback()
-        current_app.logger.warning("not ready: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[0])
+        current_app.logger.warning("not ready: %s", first_line(getattr(exc, "orig", exc)))
         return error_response(503, "The database is unavailable.", headers={"Retry-After": "5"})
     head = code_revision()
     if current != head:
