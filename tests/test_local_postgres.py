@@ -131,7 +131,7 @@ from pathlib import Path
 def test_sleeps(postgresql_server):
     cluster = postgresql_server.cluster
     Path(os.environ["REPORT"]).write_text(f"{cluster.base_dir}\\n{cluster.status().pid}")
-    time.sleep(60)
+    time.sleep(600)
 """
 
 INNER_BROKEN_FIXTURE = """
@@ -155,7 +155,15 @@ def run_inner(tmp_path, source):
     report = tmp_path / "report"
     env = {**os.environ, "REPORT": str(report), "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider", str(test_file)]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        # An xdist worker ignores SIGINT and a child would inherit that; give the inner run Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     return process, report
 
 
