@@ -112,10 +112,11 @@ def db_start(c):
     cluster = ops.local_cluster()
     created = cluster.init()
     started = cluster.start()
-    state = "started" if started else "already running"
-    _say(
-        f"{'Created; ' if created else ''}local cluster {state} on {cluster.host}:{cluster.port} ({cluster.base_dir})."
-    )
+    where = f"{cluster.host}:{cluster.port} ({cluster.base_dir})"
+    if started:
+        _say(f"{'Created and started' if created else 'Started'} the local cluster on {where}.")
+    else:
+        _say(f"The local cluster already runs on {where}.")
 
 
 @task
