@@ -78,6 +78,13 @@ def _config(name: str | None, require_secrets: bool = True):
     return load_config(name, require_secrets=require_secrets)
 
 
+def _ready(name: str | None):
+    """Load config ``name`` and start the local cluster when it points there; return the config."""
+    config = _config(name)
+    _say(ops.ensure_server(config))
+    return config
+
+
 def _say(message: str | None) -> None:
     if message:
         print(message, flush=True)
@@ -95,8 +102,7 @@ def _flask(c, config, command: str, pty: bool = False):
 def dev(c, host="127.0.0.1", port="5000", config=None):
     """Serve the app with the Flask debug server (migrates first)."""
     port = _whole_number("--port", port, 1, 65535)
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     _say(str(ops.init_database(config)))
     debug = "--debug" if config.get("FLASK_DEBUG", "false").lower() in ("true", "1", "yes", "on") else "--no-debug"
     print(f"Serving on http://{host}:{port} with the '{config.name}' config; Ctrl-C stops it.", flush=True)
@@ -141,16 +147,14 @@ def db_status(c, config=None):
 @task
 def db_init(c, config=None):
     """Create the database if missing and apply all migrations."""
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     _say(str(ops.init_database(config)))
 
 
 @task(help={"message": 'What the migration does, lower-case imperative ("add users table")'})
 def db_migrate(c, message, config=None):
     """Write a new migration from the models' changes."""
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     path = ops.autogenerate(config, message)
     _say(
         f"Wrote {path}; read it before committing." if path else "The models match the database; no migration written."
@@ -160,8 +164,7 @@ def db_migrate(c, message, config=None):
 @task(help={"revision": "Target revision (default: head)"})
 def db_upgrade(c, revision="head", config=None):
     """Apply migrations up to a revision."""
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     ops.upgrade(config, revision)
     _say(f"Database '{config['POSTGRES_DB']}' at revision {ops.current_revision(config)}.")
 
@@ -169,8 +172,7 @@ def db_upgrade(c, revision="head", config=None):
 @task(help={"revision": "Target revision (default: -1, one step back)"})
 def db_downgrade(c, revision="-1", config=None):
     """Revert migrations down to a revision."""
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     ops.downgrade(config, revision)
     _say(f"Database '{config['POSTGRES_DB']}' at revision {ops.current_revision(config) or 'none (empty)'}.")
 
@@ -178,8 +180,7 @@ def db_downgrade(c, revision="-1", config=None):
 @task
 def db_check(c, config=None):
     """Exit 1 when the models and the migrations differ."""
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     diff = ops.check_models(config)
     if diff:
         raise Exit(f"The models differ from the migrations: {diff}\nRun `inv db.migrate -m MESSAGE`.", code=1)
@@ -189,8 +190,7 @@ def db_check(c, config=None):
 @task
 def db_shell(c, config=None):
     """Open psql on the configured database."""
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     _psql(c, config, config["POSTGRES_DB"])
 
 
@@ -259,8 +259,7 @@ def scenario_list(c, config=None):
     """List scenarios, whether each is loaded, and row counts."""
     from project import scenarios
 
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     for row in scenarios.listing(config):
         counts = ", ".join(f"{t}: {n}" for t, n in row.counts.items()) if row.loaded else "-"
         state = "loaded" if row.loaded else "not loaded"
@@ -349,8 +348,7 @@ def scenario_reset(c, name, config=None):
 
     from project import scenarios
 
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     started = time.perf_counter()
     database = scenarios.reset(config, name)
     print(f"Scenario '{name}' reset ('{database}') in {time.perf_counter() - started:.2f} s.")
@@ -361,8 +359,7 @@ def scenario_drop(c, name, config=None):
     """Drop a scenario's database and its saved template."""
     from project import scenarios
 
-    config = _config(config)
-    _say(ops.ensure_server(config))
+    config = _ready(config)
     dropped = scenarios.drop(config, name)
     print(f"Scenario '{name}' dropped." if dropped else f"Scenario '{name}' was not loaded.")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from project import operations as ops
-from project.configuration import ConfigError, load_config
+from project.configuration import ConfigError
 from project.database import admin_cursor, create_database
 from project.local_postgres import ephemeral_cluster
 
@@ -47,16 +47,9 @@ def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
 def run(migrations_dir: Path | None = None, out=print) -> bool:
     """Run every step on a fresh throwaway server; return whether all passed."""
     with ephemeral_cluster(prefix="project-migrations-pg-") as cluster:
-        overrides = {
-            "POSTGRES_HOST": cluster.host,
-            "POSTGRES_PORT": str(cluster.port),
-            "POSTGRES_USER": cluster.superuser,
-            "POSTGRES_PASSWORD": "",
-            "POSTGRES_DB": DATABASE,
-        }
+        config = ops.testing_config_for(cluster.host, cluster.port, cluster.superuser, DATABASE)
         if migrations_dir:
-            overrides["MIGRATIONS_DIR"] = str(migrations_dir)
-        config = load_config("testing", environ={}).replace(**overrides)
+            config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
         with admin_cursor(config) as cur:
             create_database(cur, DATABASE)
         for name, step in steps(config):

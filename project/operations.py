@@ -43,6 +43,13 @@ def uses_local_cluster(config: Config) -> bool:
     return is_loopback(config["POSTGRES_HOST"]) and int(config["POSTGRES_PORT"]) == cluster.port
 
 
+def testing_config_for(host: str, port: int, user: str, dbname: str) -> Config:
+    """Return config/testing.json, read without the shell's environment, pointed at ``dbname`` on a server."""
+    return load_config("testing", environ={}).replace(
+        POSTGRES_HOST=host, POSTGRES_PORT=str(port), POSTGRES_USER=user, POSTGRES_PASSWORD="", POSTGRES_DB=dbname
+    )
+
+
 def require_server_address(config: Config) -> None:
     """Refuse a config whose database lives on a server chosen per run (port 0, as in testing)."""
     if int(config["POSTGRES_PORT"]) == 0:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from pytest_postgresql import factories
@@ -28,22 +30,17 @@ from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from project import operations as ops
-from project.configuration import load_config
-from project.extensions import db
-from project.local_postgres import ephemeral_cluster
+from project.local_postgres import start_throwaway
+
+# Flask and SQLAlchemy are imported inside the fixtures, after the server has started starting in the background:
+# their import time then overlaps with initdb instead of preceding it.
 
 TEST_DATABASE = "app_test"
 
 
 def config_for(server: NoopExecutor, dbname: str):
     """Return the testing config pointed at ``dbname`` on the run's throwaway server, ignoring the shell."""
-    return load_config("testing", environ={}).replace(
-        POSTGRES_HOST=server.host,
-        POSTGRES_PORT=str(server.port),
-        POSTGRES_USER=server.user,
-        POSTGRES_PASSWORD="",
-        POSTGRES_DB=dbname,
-    )
+    return ops.testing_config_for(server.host, server.port, server.user, dbname)
 
 
 class Server(NoopExecutor):
@@ -52,13 +49,45 @@ class Server(NoopExecutor):
     template_dbname = None
 
 
+early_server = pytest.StashKey[Future]()
+
+
+def pytest_sessionstart(session):
+    """Start the run's server in the background while pytest collects, so the first result comes sooner."""
+    config = session.config
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # A run stopped with SIGTERM (a CI time-out, `kill`) cleans up like one stopped with Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the xdist controller runs no test; each worker starts its own server
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql")
+    config.stash[early_server] = executor.submit(start_throwaway, prefix="project-tests-pg-")
+    executor.shutdown(wait=False)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def pytest_sessionfinish(session):
+    """Delete the server even when no test asked for it or the run was interrupted."""
+    future = session.config.stash.get(early_server, None)
+    if future is not None:
+        with contextlib.suppress(Exception):
+            future.result().destroy()
+
+
 @pytest.fixture(scope="session")
-def postgresql_server():
+def postgresql_server(pytestconfig):
     """A PostgreSQL server that exists only for this run."""
-    with ephemeral_cluster(prefix="project-tests-pg-") as cluster:
+    future = pytestconfig.stash.get(early_server, None)
+    cluster = future.result() if future is not None else start_throwaway(prefix="project-tests-pg-")
+    try:
         server = Server(host=cluster.host, port=cluster.port, user=cluster.superuser, options="", dbname=TEST_DATABASE)
         server.cluster = cluster
         yield server
+    finally:
+        cluster.destroy()
 
 
 def load_migrations(host, port, user, dbname, password=None, **_):
@@ -93,6 +122,7 @@ def database(postgresql_template):
 @pytest.fixture(scope="session")
 def _session_app(database):
     from project import create_app
+    from project.extensions import db
 
     app = create_app("testing", overrides=database)
     yield app
@@ -107,6 +137,8 @@ def isolated(app):
     The app's engine is swapped for a connection holding that transaction, and the session joins it through
     savepoints, so ``db.session.commit()`` in the code under test commits only a savepoint.
     """
+    from project.extensions import db
+
     with app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -154,6 +186,8 @@ def runner(app):
 @pytest.fixture
 def db_session(app):
     """The SQLAlchemy session, inside the test's transaction."""
+    from project.extensions import db
+
     with app.app_context():
         yield db.session
 

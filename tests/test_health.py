@@ -44,16 +44,7 @@ def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
 def own_cluster():
     """A server this module may stop and start without disturbing the other tests."""
     with ephemeral_cluster(prefix="project-outage-pg-") as cluster:
-        from project.configuration import load_config
-
-        config = load_config("testing", environ={}).replace(
-            POSTGRES_HOST=cluster.host,
-            POSTGRES_PORT=str(cluster.port),
-            POSTGRES_USER=cluster.superuser,
-            POSTGRES_PASSWORD="",
-            POSTGRES_DB="outage",
-        )
-        ops.init_database(config)
+        ops.init_database(ops.testing_config_for(cluster.host, cluster.port, cluster.superuser, "outage"))
         yield cluster
 
 

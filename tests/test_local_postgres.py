@@ -177,11 +177,12 @@ def wait_for(report, process, timeout=60):
     return Path(base_dir), int(pid)
 
 
-def test_interrupted_run_leaves_no_server_and_no_data(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_leaves_no_server_and_no_data(tmp_path, stop):
     process, report = run_inner(tmp_path, INNER_TEST)
     base_dir, pid = wait_for(report, process)
     assert base_dir.exists() and alive(pid, settle=0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     process.communicate(timeout=60)
     assert not alive(pid)
     assert not base_dir.exists()

@@ -42,20 +42,18 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 @contextlib.contextmanager
-def server_with_database(dbname: str = "bench"):
-    """A throwaway fast cluster with ``dbname`` migrated; yields (cluster, config)."""
+def server_with_database(dbname: str = "bench", durable: bool = False):
+    """A throwaway cluster with ``dbname`` migrated; yields (cluster, config).
+
+    ``durable`` puts it on disk with PostgreSQL's stock settings, like the development cluster, instead of the
+    test suite's memory-backed, fsync-off one.
+    """
     from project import operations as ops
-    from project.configuration import load_config
     from project.local_postgres import ephemeral_cluster
 
-    with ephemeral_cluster(prefix="project-bench-pg-") as cluster:
-        config = load_config("testing", environ={}).replace(
-            POSTGRES_HOST=cluster.host,
-            POSTGRES_PORT=str(cluster.port),
-            POSTGRES_USER=cluster.superuser,
-            POSTGRES_PASSWORD="",
-            POSTGRES_DB=dbname,
-        )
+    options = {"root": tempfile.gettempdir(), "settings": ()} if durable else {}
+    with ephemeral_cluster(prefix="project-bench-pg-", **options) as cluster:
+        config = ops.testing_config_for(cluster.host, cluster.port, cluster.superuser, dbname)
         ops.init_database(config)
         yield cluster, config
 
@@ -210,13 +208,16 @@ def bench_install() -> list[Row]:
 
 
 def bench_scenarios() -> list[Row]:
-    """Scenario bulk load against ORM inserts one by one; reset against a full rebuild; memory of a big load."""
+    """Scenario bulk load against ORM inserts one by one; reset against a full rebuild; memory of a big load.
+
+    On a durable, on-disk cluster, as a developer's local cluster is.
+    """
     from project import create_app, scenarios
     from project.extensions import db
     from project.models import User
 
     size = 100_000
-    with server_with_database("bench_dev") as (cluster, config):
+    with server_with_database("bench_dev", durable=True) as (cluster, config):
         load_time = timed(lambda: scenarios.load(config, "users", size=size, force=True))
         reset_time = statistics.median(timed(lambda: scenarios.reset(config, "users")) for _ in range(5))
         rebuild_time = timed(lambda: scenarios.load(config, "users", size=size, force=True))
