@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # invoke does not put the project root on sys.path
 
 from project import operations as ops  # noqa: E402
-from project.configuration import ConfigError, load_config  # noqa: E402
+from project.configuration import ConfigError, as_bool, load_config  # noqa: E402
 from project.local_postgres import ClusterError  # noqa: E402
 
 CONFIG_HELP = "Config name: config/NAME.json (default: $APPLICATION_CONFIG, else development)"
@@ -92,7 +92,8 @@ def _say(message: str | None) -> None:
 
 def _flask(c, config, command: str, pty: bool = False):
     env = {**config.environ(), "FLASK_APP": "wsgi"}
-    return c.run(f"flask {command}", env=env, pty=pty)
+    # This interpreter's Flask, whether or not its virtualenv is activated.
+    return c.run(f"{shlex.quote(sys.executable)} -m flask {command}", env=env, pty=pty)
 
 
 # -- top level ----------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def dev(c, host="127.0.0.1", port="5000", config=None):
     port = _whole_number("--port", port, 1, 65535)
     config = _ready(config)
     _say(str(ops.init_database(config)))
-    debug = "--debug" if config.get("FLASK_DEBUG", "false").lower() in ("true", "1", "yes", "on") else "--no-debug"
+    debug = "--debug" if as_bool(config.get("FLASK_DEBUG", "false")) else "--no-debug"
     print(f"Serving on http://{host}:{port} with the '{config.name}' config; Ctrl-C stops it.", flush=True)
     _flask(c, config, f"run {debug} --host {shlex.quote(host)} --port {port}", pty=sys.stdin.isatty())
 
@@ -204,8 +205,7 @@ def _psql(c, config, dbname: str) -> None:
 def db_reset(c, yes=False, config=None):
     """Drop and rebuild the database (never under production)."""
     config = _config(config)
-    if config.name in ops.PROTECTED_CONFIGS or config["FLASK_CONFIG"] == "production":
-        raise Exit(f"Error: refusing to reset the database of the '{config.name}' config.", code=2)
+    ops.refuse_production(config)
     _confirm(yes, f"Drop database '{config['POSTGRES_DB']}' and build it again?")
     _say(str(ops.reset_database(config)))
 

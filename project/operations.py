@@ -66,8 +66,7 @@ def ensure_server(config: Config) -> str | None:
         return None
     cluster = local_cluster()
     created = cluster.init()
-    started = cluster.start()
-    if started:
+    if cluster.start():
         what = "Created and started" if created else "Started"
         return f"{what} the local PostgreSQL cluster on {cluster.host}:{cluster.port} ({cluster.base_dir})."
     return None
@@ -110,19 +109,28 @@ def app_context(config: Config, **overrides: Any) -> Iterator[Any]:
             db.engine.dispose()
 
 
+def admin_values(config: Config) -> dict[str, str]:
+    """Return the settings to connect as for creating and dropping databases.
+
+    On the local cluster that is its superuser (the config's user may not exist yet, as with production's
+    `app` role under `inv prod`); on any other server, the config's own user.
+    """
+    values = dict(config)
+    if uses_local_cluster(config):
+        values["POSTGRES_USER"] = local_cluster().superuser
+    return values
+
+
 def create_database_if_missing(config: Config, name: str | None = None) -> bool:
     """Create the configured database (and, on the local cluster, its role); return whether it was created."""
     name = name or config["POSTGRES_DB"]
-    local = uses_local_cluster(config)
-    admin = dict(config)
-    if local:
-        admin["POSTGRES_USER"] = local_cluster().superuser
+    admin = admin_values(config)
+    owner = config["POSTGRES_USER"] if config["POSTGRES_USER"] != admin["POSTGRES_USER"] else None
     with admin_cursor(admin) as cur:
-        if local and config["POSTGRES_USER"] != admin["POSTGRES_USER"]:
-            ensure_role(cur, config["POSTGRES_USER"])
+        if owner:
+            ensure_role(cur, owner)
         if database_exists(cur, name):
             return False
-        owner = config["POSTGRES_USER"] if local and config["POSTGRES_USER"] != admin["POSTGRES_USER"] else None
         create_database(cur, name, owner=owner)
         return True
 
@@ -203,14 +211,16 @@ def check_models(config: Config) -> str | None:
     return None
 
 
-def reset_database(config: Config) -> InitReport:
-    """Drop the configured database (only one this project created) and initialise it again."""
+def refuse_production(config: Config) -> None:
+    """Raise ConfigError for a config whose database holds production data."""
     if config.name in PROTECTED_CONFIGS or config["FLASK_CONFIG"] == "production":
         raise ConfigError(f"Refusing to reset the database of the '{config.name}' config: it is production data.")
+
+
+def reset_database(config: Config) -> InitReport:
+    """Drop the configured database (only one this project created) and initialise it again."""
+    refuse_production(config)
     ensure_server(config)
-    admin = dict(config)
-    if uses_local_cluster(config):
-        admin["POSTGRES_USER"] = local_cluster().superuser
-    with admin_cursor(admin) as cur:
+    with admin_cursor(admin_values(config)) as cur:
         drop_database(cur, config["POSTGRES_DB"])
     return init_database(config)

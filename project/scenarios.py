@@ -37,6 +37,7 @@ from project.database import (
     table_counts,
     terminate_connections,
 )
+from project.operations import admin_values, app_context, ensure_server, upgrade
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_SIZE = 100
@@ -144,17 +145,8 @@ class LoadReport:
     counts: dict[str, int]
 
 
-def _admin(config: Config) -> dict:
-    from project.operations import local_cluster, uses_local_cluster
-
-    values = dict(config)
-    if uses_local_cluster(config):
-        values["POSTGRES_USER"] = local_cluster().superuser
-    return values
-
-
 def exists(config: Config, name: str) -> bool:
-    with admin_cursor(_admin(config)) as cur:
+    with admin_cursor(admin_values(config)) as cur:
         return database_exists(cur, database_name(config, name))
 
 
@@ -162,8 +154,6 @@ def load(
     config: Config, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False
 ) -> LoadReport:
     """Build scenario ``name`` from empty: create its database, migrate, fill, save a template."""
-    from project.operations import app_context, ensure_server, upgrade
-
     scenario = get(name)
     ensure_server(config)
     dbname, template = database_name(config, name), template_name(config, name)
@@ -171,7 +161,7 @@ def load(
         raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
     step = "dropping the previous database"
     try:
-        with admin_cursor(_admin(config)) as cur:
+        with admin_cursor(admin_values(config)) as cur:
             drop_database(cur, template, mark=mark(name))
             drop_database(cur, dbname, mark=mark(name))
             step = "creating the database"
@@ -184,28 +174,28 @@ def load(
         with app_context(config, POSTGRES_DB=dbname), db.engine.begin() as connection:
             scenario.fill(connection, size=size, rng=random.Random(seed))
         step = "saving the template for reset"
-        with admin_cursor(_admin(config)) as cur:
+        with admin_cursor(admin_values(config)) as cur:
             terminate_connections(cur, dbname)
             create_database(cur, template, template=dbname, mark=mark(name))
     except ScenarioError:
         raise
     except Exception as exc:
         if step != "dropping the previous database":
-            with contextlib.suppress(Exception), admin_cursor(_admin(config)) as cur:
+            with contextlib.suppress(Exception), admin_cursor(admin_values(config)) as cur:
                 drop_database(cur, template, mark=mark(name))
                 drop_database(cur, dbname, mark=mark(name))
         detail = first_line(exc)
         raise ScenarioError(
             f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
         ) from exc
-    return LoadReport(name, dbname, table_counts(_admin(config), dbname))
+    return LoadReport(name, dbname, table_counts(admin_values(config), dbname))
 
 
 def reset(config: Config, name: str) -> str:
     """Put scenario ``name`` back to its freshly loaded state from its template."""
     get(name)
     dbname, template = database_name(config, name), template_name(config, name)
-    with admin_cursor(_admin(config)) as cur:
+    with admin_cursor(admin_values(config)) as cur:
         if not database_exists(cur, template):
             raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
         drop_database(cur, dbname, mark=mark(name))
@@ -216,7 +206,7 @@ def reset(config: Config, name: str) -> str:
 def drop(config: Config, name: str) -> bool:
     """Drop scenario ``name``'s database and template; return whether it was loaded."""
     get(name)
-    with admin_cursor(_admin(config)) as cur:
+    with admin_cursor(admin_values(config)) as cur:
         dropped = drop_database(cur, database_name(config, name), mark=mark(name))
         dropped_template = drop_database(cur, template_name(config, name), mark=mark(name))
     return dropped or dropped_template
@@ -233,7 +223,7 @@ class Row:
 def listing(config: Config) -> list[Row]:
     """Return every scenario with whether it is loaded and its row counts."""
     rows = []
-    admin = _admin(config)
+    admin = admin_values(config)
     with admin_cursor(admin) as cur:
         loaded = {n for n in available() if database_mark(cur, database_name(config, n)) == mark(n)}
     for name in available():

@@ -115,7 +115,7 @@ def test_reset_refuses_production():
     result = inv(
         "db.reset", "--yes", "--config", "production", env={"SECRET_KEY": STRONG_KEY, "POSTGRES_PASSWORD": "x"}
     )
-    assert result.returncode == 2 and "refusing to reset" in result.stderr
+    assert result.returncode == 2 and "Refusing to reset the database of the 'production' config" in result.stderr
 
 
 def test_reset_without_a_terminal_asks_for_yes(server_env):
