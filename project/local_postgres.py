@@ -27,7 +27,6 @@ from pathlib import Path
 
 SERVER_OS_USER = "postgres"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_DIR = PROJECT_ROOT / ".local" / "postgres"
 # Settings that make a disposable server fast; durability does not matter for it.
 # mmap keeps dynamic shared memory inside the data directory, so a throwaway cluster leaves nothing elsewhere.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "dynamic_shared_memory_type=mmap")
@@ -203,6 +202,7 @@ class LocalCluster:
         self.superuser = superuser
         self.settings = settings
         self.os_user = server_user()
+        self._bindir: Path | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -218,7 +218,9 @@ class LocalCluster:
     # -- commands ---------------------------------------------------------------------------------
 
     def _command(self, program: str, *args: str) -> list[str]:
-        command = [str(runnable_bindir(find_bindir(), self.os_user) / program), *args]
+        if self._bindir is None:
+            self._bindir = runnable_bindir(find_bindir(), self.os_user)
+        command = [str(self._bindir / program), *args]
         if self.os_user is not None:
             command = ["runuser", "-u", self.os_user.pw_name, "--", *command]
         return command
