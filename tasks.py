@@ -90,10 +90,34 @@ def _say(message: str | None) -> None:
         print(message, flush=True)
 
 
-def _flask(c, config, command: str, pty: bool = False):
-    env = {**config.environ(), "FLASK_APP": "wsgi"}
+def _serve(c, argv: list[str], env: dict[str, str]) -> None:
+    """Replace this process with a long-running server, so Ctrl-C and SIGTERM reach it directly.
+
+    (Run as invoke's child, an interrupt outside a terminal leaves the server running or invoke failing.)
+    """
+    if c.config.run.dry:
+        print(shlex.join(argv))
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(ROOT)
+    os.execve(argv[0], argv, {**os.environ, **env})
+
+
+def _flask_run(c, config, host: str, port: int, debug: bool) -> None:
     # This interpreter's Flask, whether or not its virtualenv is activated.
-    return c.run(f"{shlex.quote(sys.executable)} -m flask {command}", env=env, pty=pty)
+    argv = [
+        sys.executable,
+        "-m",
+        "flask",
+        "run",
+        "--debug" if debug else "--no-debug",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    _serve(c, argv, {**config.environ(), "FLASK_APP": "wsgi"})
 
 
 # -- top level ----------------------------------------------------------------------------------
@@ -105,9 +129,8 @@ def dev(c, host="127.0.0.1", port="5000", config=None):
     port = _whole_number("--port", port, 1, 65535)
     config = _ready(config)
     _say(str(ops.init_database(config)))
-    debug = "--debug" if as_bool(config.get("FLASK_DEBUG", "false")) else "--no-debug"
     print(f"Serving on http://{host}:{port} with the '{config.name}' config; Ctrl-C stops it.", flush=True)
-    _flask(c, config, f"run {debug} --host {shlex.quote(host)} --port {port}", pty=sys.stdin.isatty())
+    _flask_run(c, config, host, port, debug=as_bool(config.get("FLASK_DEBUG", "false")))
 
 
 # -- db -----------------------------------------------------------------------------------------
@@ -329,7 +352,7 @@ def scenario_serve(c, name, host="127.0.0.1", port="5000", config=None):
     _require_loaded(config, name)
     config = config.replace(POSTGRES_DB=scenarios.database_name(config, name))
     print(f"Serving scenario '{name}' on http://{host}:{port}; Ctrl-C stops it.", flush=True)
-    _flask(c, config, f"run --debug --host {shlex.quote(host)} --port {port}", pty=sys.stdin.isatty())
+    _flask_run(c, config, host, port, debug=True)
 
 
 def _require_loaded(config, name):
@@ -377,7 +400,7 @@ def prod(c, host="127.0.0.1", port="8000", config="production"):
     for line in plan.messages:
         _say(line)
     print(f"Serving the '{plan.config.name}' config through gunicorn on http://{host}:{port}; Ctrl-C stops it.")
-    c.run(shlex.join(plan.command), env=plan.env, pty=sys.stdin.isatty())
+    _serve(c, plan.command, plan.env)
 
 
 @task

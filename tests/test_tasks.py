@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,86 @@ def test_usage_mistakes_exit_2_with_one_sentence(args, expected):
     result = inv(*args)
     assert result.returncode == 2
     assert expected in one_sentence(result.stderr)
+
+
+def test_migration_tasks_move_the_schema(server_env):
+    assert inv("db.init", env=server_env).returncode == 0
+    down = inv("db.downgrade", "--revision", "base", env=server_env)
+    assert down.returncode == 0 and "at revision none (empty)" in down.stdout
+    up = inv("db.upgrade", env=server_env)
+    assert up.returncode == 0 and "Database 'cli_db' at revision" in up.stdout
+    nothing = inv("db.migrate", "-m", "nothing to add", env=server_env)
+    assert nothing.returncode == 0 and "no migration written" in nothing.stdout
+    assert not list((ROOT / "migrations" / "versions").glob("*nothing_to_add*"))
+
+
+def test_a_bad_revision_is_one_sentence(server_env):
+    assert inv("db.init", env=server_env).returncode == 0
+    result = inv("db.upgrade", "--revision", "nope", env=server_env)
+    assert result.returncode == 2
+    assert "Migration command 'upgrade' failed" in one_sentence(result.stderr)
+
+
+def test_db_status_says_where_the_config_points(server_env):
+    result = inv("db.status", env=server_env)
+    assert result.returncode == 0
+    assert "Config 'development': database 'cli_db' on another server" in result.stdout
+    assert "Local cluster:" in result.stdout and "Data directory:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("compose.down", "--volumes"), "-f docker/development.yml down --volumes"),
+        (("compose.build",), "-f docker/development.yml build"),
+        (("compose.logs", "--service", "web"), "-f docker/development.yml logs --follow web"),
+        (("compose.ps",), "-f docker/development.yml ps"),
+        (("compose.exec", "web", "ls -l"), "-f docker/development.yml exec web ls -l"),
+        (("compose.run", "web", "flask db upgrade"), "-f docker/development.yml run --rm web flask db upgrade"),
+    ],
+)
+def test_dry_compose_commands(args, expected):
+    result = inv("--dry", *args)
+    assert result.returncode == 0 and f"docker compose -p development {expected}" in result.stdout
+
+
+def serve(args, env, url):
+    """Run a serving task in its own process group; return (process, answer of GET url/users)."""
+    from tests.servers import request, wait_until_serving
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_serving(url, process)
+        return process, request(f"{url}/users")
+    finally:
+        # What Ctrl-C in a terminal does: SIGINT to the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
+    from project.local_postgres import free_port
+
+    port = free_port()
+    process, (status, body) = serve(["dev", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
+    assert status == 200 and json.loads(body)["users"] == []
+    assert process.returncode == 0
+
+
+def test_scenario_serve_serves_the_scenario(server_env):
+    from project.local_postgres import free_port
+
+    assert inv("db.init", env=server_env).returncode == 0
+    assert inv("scenario.load", "users", "--size", "7", env=server_env).returncode == 0
+    port = free_port()
+    _, (status, body) = serve(["scenario.serve", "users", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
+    assert status == 200 and json.loads(body)["total"] == 7

@@ -1,0 +1,134 @@
+"""The README's quickstart, end to end, in a copy of the project with its own local cluster.
+
+The copy's config/development.json points at a free port, so the local cluster these tests create, start and
+stop is the copy's, never the developer's.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from project.local_postgres import free_port
+from tests.servers import STRONG_SECRET_KEY, request, wait_until_serving
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
+
+
+@pytest.fixture(scope="module")
+def copy():
+    """A copy of the project whose development config points at a free port."""
+    parent = Path(tempfile.mkdtemp(prefix="project-quickstart-"))
+    parent.chmod(0o755)  # the postgres OS user (under root) must reach the copy's .local/postgres
+    target = parent / "app"
+    for name in ("project", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    config = target / "config" / "development.json"
+    entries = json.loads(config.read_text())
+    for entry in entries:
+        if entry["name"] == "POSTGRES_PORT":
+            entry["value"] = str(free_port())
+    config.write_text(json.dumps(entries))
+    yield target
+    subprocess.run([sys.executable, "-m", "invoke", "db.stop"], cwd=target, capture_output=True, timeout=60)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def inv(copy, *args, env=None):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=copy,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def serving(copy, args, port, env=None):
+    """Start a serving task in its own process group; return the process once it answers."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args, "--port", str(port)],
+        cwd=copy,
+        env={**base, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process, timeout=60)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
+def stop(process):
+    """Ctrl-C as a terminal sends it: to the whole process group; return the output."""
+    os.killpg(process.pid, signal.SIGINT)
+    return process.communicate(timeout=30)[0].decode()
+
+
+def test_dev_starts_the_cluster_serves_and_keeps_the_cluster_on_ctrl_c(copy):
+    inv(copy, "db.stop")
+    port = free_port()
+    process = serving(copy, ["dev"], port)
+    try:
+        url = f"http://127.0.0.1:{port}/users"
+        assert request(url)[0] == 200
+        body = json.dumps({"email": "ada@example.com", "name": "Ada"}).encode()
+        assert request(url, "POST", body)[0] == 201
+        assert [u["email"] for u in json.loads(request(url)[1])["users"]] == ["ada@example.com"]
+    finally:
+        output = stop(process)
+    assert "the local PostgreSQL cluster" in output and "Database 'app_dev'" in output
+    assert process.returncode == 0
+    status = inv(copy, "db.status")
+    assert "Local cluster: running" in status.stdout
+
+
+def test_second_init_changes_nothing(copy):
+    assert inv(copy, "db.init").returncode == 0
+    result = inv(copy, "db.init")
+    assert result.returncode == 0 and "already up to date" in result.stdout
+
+
+def test_prod_serves_users_through_gunicorn(copy):
+    port = free_port()
+    env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": "pw", "GUNICORN_WORKERS": "1"}
+    process = serving(copy, ["prod"], port, env)
+    try:
+        status, body = request(f"http://127.0.0.1:{port}/users")
+        assert status == 200 and json.loads(body)["users"] == []
+        assert request(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    finally:
+        output = stop(process)
+    assert "Database 'app'" in output
+    assert "Starting gunicorn" in output
+
+
+def test_stop_then_start_keeps_the_data(copy):
+    assert inv(copy, "db.init").returncode == 0
+    assert "Local cluster stopped." in inv(copy, "db.stop").stdout
+    assert "Local cluster: stopped" in inv(copy, "db.status").stdout
+    assert "Started the local cluster" in inv(copy, "db.start").stdout
+    assert "already runs" in inv(copy, "db.start").stdout
+    users = inv(copy, "scenario.list")
+    assert users.returncode == 0
+    result = inv(copy, "db.init")
+    assert "already up to date" in result.stdout
