@@ -10,6 +10,7 @@ import functools
 import inspect
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -219,6 +220,10 @@ def db_shell(c, config=None):
 
 
 def _psql(c, config, dbname: str) -> None:
+    if not c.config.run.dry and shutil.which("psql") is None:
+        raise Exit(
+            "Error: psql is not installed; install the PostgreSQL client (apt-get install postgresql-client).", 2
+        )
     env = {"PGPASSWORD": config.get("POSTGRES_PASSWORD", "")}
     args = ["psql", "-h", config["POSTGRES_HOST"], "-p", config["POSTGRES_PORT"], "-U", config["POSTGRES_USER"], dbname]
     c.run(shlex.join(args), env=env, pty=sys.stdin.isatty())

@@ -320,3 +320,24 @@ def test_scenario_serve_serves_the_scenario(server_env):
     port = free_port()
     _, (status, body) = serve(["scenario.serve", "users", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
     assert status == 200 and json.loads(body)["total"] == 7
+
+
+def test_shell_without_psql_says_how_to_install_it(server_env, tmp_path):
+    assert inv("db.init", env=server_env).returncode == 0
+    result = inv("db.shell", env={**server_env, "PATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert "psql is not installed" in one_sentence(result.stderr)
+
+
+def test_shell_runs_psql_on_the_database(server_env):
+    assert inv("db.init", env=server_env).returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "db.shell"],
+        cwd=ROOT,
+        env={**os.environ, **server_env},
+        input="SELECT count(*) AS n FROM users;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and " n " in result.stdout and "(1 row)" in result.stdout
