@@ -62,6 +62,50 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30)
         time.sleep(0.1)
 
 
+def task_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for running a task: ours, minus settings a test must choose itself, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
+    return {**base, **(extra or {})}
+
+
+def inv(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``inv ARGS`` in ``cwd`` as a user would, without a terminal; return the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=cwd,
+        env=task_env(env),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def start_task(*args: str, url: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a serving task (dev, prod, scenario.serve) in its own process group; return it once ``url`` answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=cwd,
+        env=task_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_serving(url, process, timeout=60)
+    except BaseException:
+        interrupt(process)
+        raise
+    return process
+
+
+def interrupt(process: subprocess.Popen) -> str:
+    """Press Ctrl-C as a terminal does (SIGINT to the whole process group); return the process's output."""
+    os.killpg(process.pid, signal.SIGINT)
+    return process.communicate(timeout=30)[0].decode()
+
+
 class Gunicorn:
     def __init__(self, process: subprocess.Popen, url: str):
         self.process = process

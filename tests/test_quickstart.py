@@ -5,9 +5,7 @@ stop is the copy's, never the developer's.
 """
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from project.local_postgres import free_port
-from tests.servers import STRONG_SECRET_KEY, request, wait_until_serving
+from tests.servers import STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.servers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
@@ -46,42 +45,12 @@ def copy():
 
 
 def inv(copy, *args, env=None):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=copy,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+    return run_inv(*args, cwd=copy, env=env)
 
 
 def serving(copy, args, port, env=None):
-    """Start a serving task in its own process group; return the process once it answers."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", *args, "--port", str(port)],
-        cwd=copy,
-        env={**base, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}", process, timeout=60)
-    except BaseException:
-        stop(process)
-        raise
-    return process
-
-
-def stop(process):
-    """Ctrl-C as a terminal sends it: to the whole process group; return the output."""
-    os.killpg(process.pid, signal.SIGINT)
-    return process.communicate(timeout=30)[0].decode()
+    """Start a serving task in the copy on ``port``; return the process once it answers."""
+    return start_task(*args, "--port", str(port), url=f"http://127.0.0.1:{port}", cwd=copy, env=env)
 
 
 def test_dev_starts_the_cluster_serves_and_keeps_the_cluster_on_ctrl_c(copy):
@@ -95,7 +64,7 @@ def test_dev_starts_the_cluster_serves_and_keeps_the_cluster_on_ctrl_c(copy):
         assert request(url, "POST", body)[0] == 201
         assert [u["email"] for u in json.loads(request(url)[1])["users"]] == ["ada@example.com"]
     finally:
-        output = stop(process)
+        output = interrupt(process)
     assert "the local PostgreSQL cluster" in output and "Database 'app_dev'" in output
     assert process.returncode == 0
     status = inv(copy, "db.status")
@@ -117,7 +86,7 @@ def test_prod_serves_users_through_gunicorn(copy):
         assert status == 200 and json.loads(body)["users"] == []
         assert request(f"http://127.0.0.1:{port}/readyz")[0] == 200
     finally:
-        output = stop(process)
+        output = interrupt(process)
     assert "Database 'app'" in output
     assert "Starting gunicorn" in output
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,23 +13,16 @@ pytest.importorskip("invoke", reason="the task tests need invoke (requirements/d
 from project import scenarios
 from project.database import admin_cursor, drop_database, table_counts
 from tests.conftest import config_for
+from tests.servers import interrupt, request, start_task
+from tests.servers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
 
 
 def inv(*args, env=None):
-    """Run ``inv ARGS`` from the project root with ``env`` added; return the completed process."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG", "SECRET_KEY"))}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+    """Run ``inv ARGS`` from the project root with ``env`` added."""
+    return run_inv(*args, env=env)
 
 
 @pytest.fixture
@@ -281,26 +273,12 @@ def test_dry_compose_commands(args, expected):
 
 
 def serve(args, env, url):
-    """Run a serving task in its own process group; return (process, answer of GET url/users)."""
-    from tests.servers import request, wait_until_serving
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env={**base, **env},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Run a serving task; return (process, answer of GET url/users) after pressing Ctrl-C."""
+    process = start_task(*args, url=url, env=env)
     try:
-        wait_until_serving(url, process)
         return process, request(f"{url}/users")
     finally:
-        # What Ctrl-C in a terminal does: SIGINT to the whole foreground process group.
-        os.killpg(process.pid, signal.SIGINT)
-        process.communicate(timeout=30)
+        interrupt(process)
 
 
 def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
