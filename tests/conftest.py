@@ -29,18 +29,14 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from project import operations as ops
-from project.local_postgres import start_throwaway
+from devtools.cluster import start_throwaway
+from devtools.migrations import upgrade
+from tests.helpers import config_for, isolated
 
 # Flask and SQLAlchemy are imported inside the fixtures, after the server has started starting in the background:
 # their import time then overlaps with initdb instead of preceding it.
 
 TEST_DATABASE = "app_test"
-
-
-def config_for(server: NoopExecutor, dbname: str):
-    """Return the testing config pointed at ``dbname`` on the run's throwaway server, ignoring the shell."""
-    return ops.testing_config_for(server.host, server.port, server.user, dbname)
 
 
 class Server(NoopExecutor):
@@ -93,7 +89,7 @@ def postgresql_server(pytestconfig):
 def load_migrations(host, port, user, dbname, password=None, **_):
     """Apply the real migrations to the template database (pytest-postgresql's ``load`` hook)."""
     server = NoopExecutor(host=host, port=port, user=user, options="", dbname=dbname)
-    ops.upgrade(config_for(server, dbname))
+    upgrade(config_for(server, dbname))
 
 
 postgresql_template = factories.postgresql_noproc(
@@ -130,39 +126,13 @@ def _session_app(database):
         db.engine.dispose()
 
 
-@contextlib.contextmanager
-def isolated(app):
-    """Run the block inside one outer transaction that is rolled back at its end.
-
-    The app's engine is swapped for a connection holding that transaction, and the session joins it through
-    savepoints, so ``db.session.commit()`` in the code under test commits only a savepoint.
-    """
-    from project.extensions import db
-
-    with app.app_context():
-        engines = db.engines
-        engine = engines[None]
-        connection = engine.connect()
-        transaction = connection.begin()
-        db.session.remove()
-        db.session.configure(join_transaction_mode="create_savepoint")
-        engines[None] = connection
-        try:
-            yield connection
-        finally:
-            db.session.remove()
-            engines[None] = engine
-            transaction.rollback()
-            connection.close()
-
-
 @pytest.fixture
 def app(_session_app, request):
     """The app, bound to the run's database, inside a transaction rolled back after the test."""
     with isolated(_session_app) as connection:
         marker = request.node.get_closest_marker("scenario")
         if marker:
-            from project import scenarios
+            from devtools import scenarios
 
             name = marker.args[0]
             size = marker.kwargs.get("size", scenarios.DEFAULT_SIZE)

@@ -6,7 +6,7 @@ from project import create_app
 from project.configuration import ConfigError
 from project.extensions import db
 from project.settings import database_url, flask_settings
-from tests.conftest import config_for
+from tests.helpers import STRONG, config_for
 
 
 def test_factory_uses_the_config_class(database):
@@ -21,7 +21,6 @@ def test_factory_rejects_an_unknown_config_class():
 
 def test_production_refuses_to_start_when_the_environment_asks_for_debug():
     from project.configuration import load_config
-    from tests.test_deploy_checks import STRONG
 
     environ = {"FLASK_DEBUG": "1", "SECRET_KEY": STRONG["SECRET_KEY"], "POSTGRES_PASSWORD": "pw"}
     config = load_config("production", environ=environ)
@@ -30,8 +29,6 @@ def test_production_refuses_to_start_when_the_environment_asks_for_debug():
 
 
 def test_production_app_is_never_in_debug_mode(database, monkeypatch):
-    from tests.test_deploy_checks import STRONG
-
     monkeypatch.setenv("FLASK_DEBUG", "1")
     assert create_app("production", overrides={**database, **STRONG}).debug is False
 
@@ -89,8 +86,6 @@ def test_security_headers_on_every_response(client):
 
 
 def test_production_adds_hsts_and_trusts_its_proxy(database):
-    from tests.test_deploy_checks import STRONG
-
     app = create_app("production", overrides={**database, **STRONG, "PROXY_FIX_X_FOR": "1"})
     seen = {}
 

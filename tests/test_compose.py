@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from project import compose
-from project.configuration import ConfigError
+from devtools import compose
+from devtools.errors import ComposeError
 
 
 def fake_program(directory, name, exit_code):
@@ -43,21 +43,21 @@ def test_v1_client_is_the_fallback(tmp_path, monkeypatch):
 
 def test_no_client_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ConfigError, match="No Docker Compose client found"):
+    with pytest.raises(ComposeError, match="No Docker Compose client found"):
         compose.client()
 
 
 def test_no_engine_is_one_sentence(tmp_path, monkeypatch):
     fake_program(tmp_path, "docker", 1)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    with pytest.raises(ConfigError, match="The Docker engine is not running"):
+    with pytest.raises(ComposeError, match="The Docker engine is not running"):
         compose.engine_running()
     compose.engine_running(dry=True)
 
 
 def test_missing_compose_file_lists_the_configs_that_have_one():
     with pytest.raises(
-        ConfigError, match="no compose file docker/testing.yml; configs with one: development, production"
+        ComposeError, match="no compose file docker/testing.yml; configs with one: development, production"
     ):
         compose.compose_file("testing")
 

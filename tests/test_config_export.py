@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from project.config_export import describe, export
+from devtools.config_export import describe, export
 from project.configuration import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,14 +6,7 @@ import pytest
 
 from project import create_app, deploy_checks
 from project.configuration import ConfigError, load_config
-
-STRONG = {
-    "FLASK_DEBUG": "false",
-    "SECRET_KEY": "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo",
-    "SESSION_COOKIE_SECURE": "true",
-    "POSTGRES_PASSWORD": "pw",
-    "POSTGRES_SSLMODE": "require",
-}
+from tests.helpers import STRONG
 
 
 def test_strong_settings_pass():

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from project import operations as ops
-from project.database import admin_cursor, drop_database
-from project.local_postgres import ephemeral_cluster
-from tests.conftest import config_for
-from tests.servers import gunicorn, production_env, request
+from devtools import lifecycle, migrations
+from devtools.cluster import ephemeral_cluster
+from devtools.databases import admin_cursor, drop_database
+from devtools.target import resolve, throwaway_config
+from tests.helpers import config_for, gunicorn, production_env, request
 
 
 def test_healthz_needs_no_database(client):
@@ -22,15 +22,15 @@ def test_healthz_needs_no_database(client):
 def test_readyz_reports_the_migration_head(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "revision": ops.head_revision()}
+    assert response.json == {"status": "ready", "revision": migrations.head_revision()}
 
 
 def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
     from project import create_app
 
     config = config_for(postgresql_server, "behind_db")
-    ops.init_database(config)
-    ops.downgrade(config, "base")
+    lifecycle.init_database(resolve(config))
+    migrations.downgrade(config, "base")
     try:
         response = create_app("testing", overrides=config).test_client().get("/readyz")
         assert response.status_code == 503
@@ -44,7 +44,7 @@ def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
 def own_cluster():
     """A server this module may stop and start without disturbing the other tests."""
     with ephemeral_cluster(prefix="project-outage-pg-") as cluster:
-        ops.init_database(ops.testing_config_for(cluster.host, cluster.port, cluster.superuser, "outage"))
+        lifecycle.init_database(resolve(throwaway_config(cluster.host, cluster.port, cluster.superuser, "outage")))
         yield cluster
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from project import local_postgres
-from project.local_postgres import ClusterError, LocalCluster, ephemeral_cluster, find_bindir, free_port
+from devtools import cluster as local_postgres
+from devtools.cluster import ClusterError, LocalCluster, ephemeral_cluster, find_bindir, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 as_root = os.geteuid() == 0

@@ -3,8 +3,8 @@
 import shutil
 from pathlib import Path
 
-from project import migration_check
-from project.app import migrations_dir
+from devtools import migration_check
+from project.revisions import MIGRATIONS_DIR
 
 
 def test_round_trip_passes_on_the_shipped_migrations():
@@ -15,7 +15,7 @@ def test_round_trip_passes_on_the_shipped_migrations():
 
 def copy_migrations(tmp_path) -> Path:
     target = tmp_path / "migrations"
-    shutil.copytree(migrations_dir(), target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(MIGRATIONS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
 

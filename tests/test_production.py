@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from project import production
+from devtools import prod as production
+from devtools.databases import admin_cursor, drop_database
 from project.configuration import ConfigError, load_config
-from project.database import admin_cursor, drop_database
-from tests.servers import STRONG_SECRET_KEY, request
+from tests.helpers import STRONG_SECRET_KEY, request
 
 
 def production_config(**environ):
@@ -22,7 +22,7 @@ def test_prepare_refuses_a_weak_secret(postgresql_server):
 
 
 def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_server):
-    from project.local_postgres import free_port
+    from devtools.cluster import free_port
 
     port = free_port()
     config = production_config(POSTGRES_USER=postgresql_server.user, POSTGRES_DB="prodsim", GUNICORN_WORKERS="1")
@@ -33,7 +33,7 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         assert any("'prodsim' created and migrated" in m for m in plan.messages)
         process = subprocess.Popen(plan.command, env=plan.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            from tests.servers import wait_until_serving
+            from tests.helpers import wait_until_serving
 
             wait_until_serving(f"http://127.0.0.1:{port}", process)
             status, body = request(f"http://127.0.0.1:{port}/users")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from project.local_postgres import free_port
-from tests.servers import STRONG_SECRET_KEY, interrupt, request, start_task
-from tests.servers import inv as run_inv
+from devtools.cluster import free_port
+from tests.helpers import STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
@@ -27,7 +27,7 @@ def copy():
     parent = Path(tempfile.mkdtemp(prefix="project-quickstart-"))
     parent.chmod(0o755)  # the postgres OS user (under root) must reach the copy's .local/postgres
     target = parent / "app"
-    for name in ("project", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py"):
+    for name in ("project", "devtools", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))

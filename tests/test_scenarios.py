@@ -2,18 +2,18 @@
 
 import pytest
 
-from project import operations as ops
-from project import scenarios
-from project.configuration import ConfigError
-from project.database import admin_cursor, connect, database_exists, drop_database, table_counts
-from tests.conftest import config_for
+from devtools import lifecycle, scenarios
+from devtools.databases import admin_cursor, connect, database_exists, drop_database, table_counts
+from devtools.errors import DatabaseError, ScenarioError
+from devtools.target import resolve
+from tests.helpers import config_for
 
 
 @pytest.fixture
 def dev_config(postgresql_server):
     """A stand-in development database on the run's server, holding one user."""
     config = config_for(postgresql_server, "scn_dev")
-    ops.init_database(config)
+    lifecycle.init_database(resolve(config))
     with connect(config) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (email, name) VALUES ('keep@example.com', 'Keep')")
     yield config
@@ -31,54 +31,54 @@ def emails(config, name):
 
 
 def test_load_builds_the_database_and_leaves_the_development_one_alone(dev_config):
-    report = scenarios.load(dev_config, "users", size=250, seed=3)
+    report = scenarios.load(resolve(dev_config), "users", size=250, seed=3)
     assert report.database == "scn_dev_scenario_users"
     assert report.counts == {"users": 250}
     assert table_counts(dev_config, "scn_dev") == {"users": 1}
-    row = {r.name: r for r in scenarios.listing(dev_config)}["users"]
+    row = {r.name: r for r in scenarios.listing(resolve(dev_config))}["users"]
     assert row.loaded and row.counts == {"users": 250}
-    assert not {r.name: r for r in scenarios.listing(dev_config)}["empty"].loaded
+    assert not {r.name: r for r in scenarios.listing(resolve(dev_config))}["empty"].loaded
 
 
 def test_same_seed_same_data_other_seed_other_data(dev_config):
-    scenarios.load(dev_config, "users", size=30, seed=7)
+    scenarios.load(resolve(dev_config), "users", size=30, seed=7)
     first = emails(dev_config, "users")
-    scenarios.load(dev_config, "users", size=30, seed=7, force=True)
+    scenarios.load(resolve(dev_config), "users", size=30, seed=7, force=True)
     assert emails(dev_config, "users") == first
-    scenarios.load(dev_config, "users", size=30, seed=8, force=True)
+    scenarios.load(resolve(dev_config), "users", size=30, seed=8, force=True)
     assert emails(dev_config, "users") != first
 
 
 def test_existing_scenario_is_replaced_only_with_force(dev_config):
-    scenarios.load(dev_config, "empty")
+    scenarios.load(resolve(dev_config), "empty")
     with pytest.raises(scenarios.ScenarioExists, match="exists; pass --force"):
-        scenarios.load(dev_config, "empty")
+        scenarios.load(resolve(dev_config), "empty")
 
 
 def test_reset_returns_to_the_loaded_state(dev_config):
-    scenarios.load(dev_config, "users", size=10)
+    scenarios.load(resolve(dev_config), "users", size=10)
     with connect(dev_config, dbname=scenarios.database_name(dev_config, "users")) as conn, conn.cursor() as cur:
         cur.execute("DELETE FROM users")
-    assert scenarios.reset(dev_config, "users") == "scn_dev_scenario_users"
+    assert scenarios.reset(resolve(dev_config), "users") == "scn_dev_scenario_users"
     assert table_counts(dev_config, "scn_dev_scenario_users") == {"users": 10}
 
 
 def test_reset_of_a_scenario_not_loaded_says_to_load_it(dev_config):
     with pytest.raises(scenarios.ScenarioError, match="not loaded; run `inv scenario.load empty`"):
-        scenarios.reset(dev_config, "empty")
+        scenarios.reset(resolve(dev_config), "empty")
 
 
 def test_drop_removes_database_and_template(dev_config):
-    scenarios.load(dev_config, "empty")
-    assert scenarios.drop(dev_config, "empty") is True
+    scenarios.load(resolve(dev_config), "empty")
+    assert scenarios.drop(resolve(dev_config), "empty") is True
     with admin_cursor(dev_config) as cur:
         assert not database_exists(cur, "scn_dev_scenario_empty")
         assert not database_exists(cur, "scn_dev_scenario_empty_template")
-    assert scenarios.drop(dev_config, "empty") is False
+    assert scenarios.drop(resolve(dev_config), "empty") is False
 
 
 def test_unknown_scenario_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"no scenario 'nope'; available scenarios: empty, users, volume"):
+    with pytest.raises(ScenarioError, match=r"no scenario 'nope'; available scenarios: empty, users, volume"):
         scenarios.get("nope")
 
 
@@ -94,7 +94,7 @@ def test_failing_script_leaves_no_half_built_database(dev_config, tmp_path, monk
         match=r"failed while running scenarios/broken.py: the script broke\. "
         r"Its half-built database was dropped",
     ):
-        scenarios.load(dev_config, "broken")
+        scenarios.load(resolve(dev_config), "broken")
     with admin_cursor(dev_config) as cur:
         assert not database_exists(cur, "scn_dev_scenario_broken")
     assert table_counts(dev_config, "scn_dev") == {"users": 1}
@@ -110,8 +110,8 @@ def test_a_module_without_fill_is_refused(tmp_path, monkeypatch):
 def test_scenario_never_drops_a_database_it_did_not_create(dev_config):
     with admin_cursor(dev_config) as cur:
         cur.execute('CREATE DATABASE "scn_dev_scenario_empty"')
-    with pytest.raises(ConfigError, match="not created by this project"):
-        scenarios.load(dev_config, "empty", force=True)
+    with pytest.raises(DatabaseError, match="not created by this project"):
+        scenarios.load(resolve(dev_config), "empty", force=True)
     with admin_cursor(dev_config) as cur:
         assert database_exists(cur, "scn_dev_scenario_empty")
         cur.execute('DROP DATABASE "scn_dev_scenario_empty"')
@@ -135,7 +135,7 @@ def test_progress_bar_is_fed_every_row(dev_config, monkeypatch):
 
     monkeypatch.setattr(scenarios, "progress_factory", Bar)
     monkeypatch.setattr(scenarios, "COPY_BATCH", 40)
-    scenarios.load(dev_config, "users", size=100)
+    scenarios.load(resolve(dev_config), "users", size=100)
     assert seen[0]["total"] == 100 and sum(seen[1:]) == 100
 
 

@@ -10,14 +10,13 @@ import pytest
 
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
-from project import scenarios
-from project.database import admin_cursor, drop_database, table_counts
-from tests.conftest import config_for
-from tests.servers import interrupt, request, start_task
-from tests.servers import inv as run_inv
+from devtools import scenarios
+from devtools.databases import admin_cursor, drop_database, table_counts
+from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
+from tests.helpers import config_for, interrupt, request, start_task
+from tests.helpers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
-STRONG_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
 
 
 def inv(*args, env=None):
@@ -207,7 +206,7 @@ def test_prod_without_secret_key_exits_2_with_a_sentence():
 
 
 def test_pointing_the_tasks_elsewhere_never_touches_the_local_cluster(server_env, tmp_path):
-    from project.operations import local_cluster
+    from devtools.target import local_cluster
 
     cluster = local_cluster()
     before = cluster.status()
@@ -282,7 +281,7 @@ def serve(args, env, url):
 
 
 def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
-    from project.local_postgres import free_port
+    from devtools.cluster import free_port
 
     port = free_port()
     process, (status, body) = serve(["dev", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
@@ -291,7 +290,7 @@ def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
 
 
 def test_scenario_serve_serves_the_scenario(server_env):
-    from project.local_postgres import free_port
+    from devtools.cluster import free_port
 
     assert inv("db.init", env=server_env).returncode == 0
     assert inv("scenario.load", "users", "--size", "7", env=server_env).returncode == 0

@@ -7,7 +7,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from project.database import first_line
+from project.errors import first_line
 from project.extensions import db
 
 

@@ -7,8 +7,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.api.errors import error_response
-from project.database import first_line
+from project.errors import first_line
 from project.extensions import db
+from project.revisions import code_head, database_revision
 
 bp = Blueprint("health", __name__)
 
@@ -24,7 +25,7 @@ def readyz():
     """Say whether the database answers and its schema is at the code's migration head."""
     try:
         db.session.execute(text("SELECT 1"))
-        current = database_revision()
+        current = database_revision(db.session.connection())
     except SQLAlchemyError as exc:
         db.session.rollback()
         current_app.logger.warning("not ready: %s", first_line(getattr(exc, "orig", exc)))
@@ -37,22 +38,8 @@ def readyz():
     return {"status": "ready", "revision": head}
 
 
-def database_revision() -> str | None:
-    """Return the migration revision the database is at, or None before any migration."""
-    from alembic.runtime.migration import MigrationContext
-
-    context = MigrationContext.configure(db.session.connection())
-    heads = context.get_current_heads()
-    return ",".join(sorted(heads)) or None
-
-
 def code_revision() -> str | None:
     """Return the migration head of the code, read once per process."""
-    revision = current_app.extensions.get("code_revision")
-    if revision is None:
-        from alembic.script import ScriptDirectory
-
-        script = ScriptDirectory(current_app.extensions["migrate"].directory)
-        revision = ",".join(sorted(script.get_heads())) or None
-        current_app.extensions["code_revision"] = revision
-    return revision
+    if "code_revision" not in current_app.extensions:
+        current_app.extensions["code_revision"] = code_head(current_app.extensions["migrate"].directory)
+    return current_app.extensions["code_revision"]

@@ -48,13 +48,14 @@ def server_with_database(dbname: str = "bench", durable: bool = False):
     ``durable`` puts it on disk with PostgreSQL's stock settings, like the development cluster, instead of the
     test suite's memory-backed, fsync-off one.
     """
-    from project import operations as ops
-    from project.local_postgres import ephemeral_cluster
+    from devtools import lifecycle
+    from devtools.cluster import ephemeral_cluster
+    from devtools.target import resolve, throwaway_config
 
     options = {"root": tempfile.gettempdir(), "settings": ()} if durable else {}
     with ephemeral_cluster(prefix="project-bench-pg-", **options) as cluster:
-        config = ops.testing_config_for(cluster.host, cluster.port, cluster.superuser, dbname)
-        ops.init_database(config)
+        config = throwaway_config(cluster.host, cluster.port, cluster.superuser, dbname)
+        lifecycle.init_database(resolve(config))
         yield cluster, config
 
 
@@ -67,10 +68,10 @@ def bench_isolation() -> list[Row]:
     from pytest_postgresql.janitor import DatabaseJanitor
     from sqlalchemy import text
 
+    from devtools.databases import admin_cursor
     from project import create_app
-    from project.database import admin_cursor
     from project.extensions import db
-    from tests.conftest import isolated
+    from tests.helpers import isolated
 
     with server_with_database("bench_template") as (cluster, config):
         with admin_cursor(config) as cur:
@@ -132,7 +133,7 @@ def test_index(app):
 
 def bench_first_result() -> list[Row]:
     """Time to the first test result against a seed-style flow (initdb, start, create database, create_all)."""
-    from project.local_postgres import LocalCluster, free_port
+    from devtools.cluster import LocalCluster, free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG"))}
     pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
@@ -212,15 +213,17 @@ def bench_scenarios() -> list[Row]:
 
     On a durable, on-disk cluster, as a developer's local cluster is.
     """
-    from project import create_app, scenarios
+    from devtools import scenarios
+    from devtools.target import resolve
+    from project import create_app
     from project.extensions import db
     from project.models import User
 
     size = 100_000
     with server_with_database("bench_dev", durable=True) as (cluster, config):
-        load_time = timed(lambda: scenarios.load(config, "users", size=size, force=True))
-        reset_time = statistics.median(timed(lambda: scenarios.reset(config, "users")) for _ in range(5))
-        rebuild_time = timed(lambda: scenarios.load(config, "users", size=size, force=True))
+        load_time = timed(lambda: scenarios.load(resolve(config), "users", size=size, force=True))
+        reset_time = statistics.median(timed(lambda: scenarios.reset(resolve(config), "users")) for _ in range(5))
+        rebuild_time = timed(lambda: scenarios.load(resolve(config), "users", size=size, force=True))
 
         sample = 5_000
         app = create_app("testing", overrides=config)
@@ -265,10 +268,11 @@ def _load_peak_rss(config, size: int) -> int:
     """Load the users scenario in a child process; return its peak RSS in KiB."""
     code = textwrap.dedent(f"""
         import json, sys, resource
-        from project import scenarios
+        from devtools import scenarios
+        from devtools.target import resolve
         from project.configuration import load_config
         config = load_config("testing", environ={{}}).replace(**json.loads(sys.argv[1]))
-        scenarios.load(config, "users", size={size}, force=True)
+        scenarios.load(resolve(config), "users", size={size}, force=True)
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """)
     overrides = {k: config[k] for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_DB")}
@@ -288,7 +292,7 @@ def bench_load(seconds: float = 10.0) -> list[Row]:
     2 workers, which suits a 2-core machine that also runs PostgreSQL and the load generator.
     """
     from tests.benchmarks.load import run_load
-    from tests.servers import gunicorn, production_env, request
+    from tests.helpers import gunicorn, production_env, request
 
     rows = []
     with server_with_database("bench_load") as (cluster, config):

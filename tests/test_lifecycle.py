@@ -3,10 +3,12 @@
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from project import operations as ops
+from devtools import lifecycle, migrations
+from devtools.databases import admin_cursor, create_database, database_exists, drop_database
+from devtools.errors import DatabaseError
+from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
-from project.database import admin_cursor, create_database, database_exists, drop_database
-from tests.conftest import config_for
+from tests.helpers import config_for
 
 
 @pytest.fixture
@@ -20,57 +22,57 @@ def fresh_config(postgresql_server, request):
 
 
 def test_init_creates_migrates_and_a_second_run_changes_nothing(fresh_config):
-    first = ops.init_database(fresh_config)
-    assert first.created and first.after == ops.head_revision()
+    first = lifecycle.init_database(resolve(fresh_config))
+    assert first.created and first.after == migrations.head_revision()
     assert "created and migrated" in str(first)
-    second = ops.init_database(fresh_config)
-    assert not second.created and second.before == second.after == ops.head_revision()
+    second = lifecycle.init_database(resolve(fresh_config))
+    assert not second.created and second.before == second.after == migrations.head_revision()
     assert "already up to date" in str(second) and "nothing changed" in str(second)
 
 
 def test_downgrade_then_init_migrates_forward_again(fresh_config):
-    ops.init_database(fresh_config)
-    ops.downgrade(fresh_config, "base")
-    assert ops.current_revision(fresh_config) is None
-    report = ops.init_database(fresh_config)
+    lifecycle.init_database(resolve(fresh_config))
+    migrations.downgrade(fresh_config, "base")
+    assert migrations.current_revision(fresh_config) is None
+    report = lifecycle.init_database(resolve(fresh_config))
     assert "migrated from revision none" in str(report)
 
 
 def test_models_match_the_migrations(fresh_config):
-    ops.init_database(fresh_config)
-    assert ops.check_models(fresh_config) is None
+    lifecycle.init_database(resolve(fresh_config))
+    assert migrations.check_models(fresh_config) is None
 
 
 def test_check_reports_a_schema_that_differs_from_the_models(fresh_config):
-    ops.init_database(fresh_config)
+    lifecycle.init_database(resolve(fresh_config))
     with admin_cursor(fresh_config, dbname=fresh_config["POSTGRES_DB"]) as cur:
         cur.execute("ALTER TABLE users ADD COLUMN nickname text")
-    assert "nickname" in ops.check_models(fresh_config)
+    assert "nickname" in migrations.check_models(fresh_config)
 
 
 def test_check_on_a_database_behind_head_says_so(fresh_config):
-    ops.init_database(fresh_config)
-    ops.downgrade(fresh_config, "base")
-    with pytest.raises(ConfigError, match="Target database is not up to date"):
-        ops.check_models(fresh_config)
+    lifecycle.init_database(resolve(fresh_config))
+    migrations.downgrade(fresh_config, "base")
+    with pytest.raises(DatabaseError, match="Target database is not up to date"):
+        migrations.check_models(fresh_config)
 
 
 def test_autogenerate_writes_nothing_when_models_match(fresh_config):
-    ops.init_database(fresh_config)
-    assert ops.autogenerate(fresh_config, "nothing to do") is None
+    lifecycle.init_database(resolve(fresh_config))
+    assert migrations.autogenerate(fresh_config, "nothing to do") is None
 
 
 def test_reset_rebuilds_an_owned_database(fresh_config):
-    ops.init_database(fresh_config)
-    with ops.app_context(fresh_config):
+    lifecycle.init_database(resolve(fresh_config))
+    with migrations.app_context(fresh_config):
         from project.extensions import db
         from project.models import User
 
         db.session.add(User(email="a@b.co", name="A"))
         db.session.commit()
-    report = ops.reset_database(fresh_config)
+    report = lifecycle.reset_database(resolve(fresh_config))
     assert report.created
-    from project.database import table_counts
+    from devtools.databases import table_counts
 
     assert table_counts(fresh_config, fresh_config["POSTGRES_DB"]) == {"users": 0}
 
@@ -82,9 +84,9 @@ def test_reset_refuses_a_database_the_project_did_not_create(postgresql_server):
     )
     with janitor:
         with pytest.raises(
-            ConfigError, match="Refusing to drop database 'foreign_db': it was not created by this project"
+            DatabaseError, match="Refusing to drop database 'foreign_db': it was not created by this project"
         ):
-            ops.reset_database(config)
+            lifecycle.reset_database(resolve(config))
         with admin_cursor(config) as cur:
             assert database_exists(cur, "foreign_db")
 
@@ -92,27 +94,27 @@ def test_reset_refuses_a_database_the_project_did_not_create(postgresql_server):
 def test_reset_refuses_production(postgresql_server):
     config = config_for(postgresql_server, "x").replace(FLASK_CONFIG="production")
     with pytest.raises(ConfigError, match="Refusing to reset the database of the 'testing' config"):
-        ops.reset_database(config)
+        lifecycle.reset_database(resolve(config))
 
 
 def test_a_config_with_port_zero_is_refused_for_database_tasks():
     with pytest.raises(ConfigError, match="POSTGRES_PORT is 0"):
-        ops.ensure_server(load_config("testing", environ={}))
+        resolve(load_config("testing", environ={}))
 
 
 def test_unreachable_server_is_one_sentence(postgresql_server):
-    from project.local_postgres import free_port
+    from devtools.cluster import free_port
 
     config = config_for(postgresql_server, "x").replace(POSTGRES_PORT=str(free_port()))
-    with pytest.raises(ConfigError, match=r"Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+ as postgres"):
-        ops.create_database_if_missing(config)
+    with pytest.raises(DatabaseError, match=r"Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+ as postgres"):
+        lifecycle.create_database_if_missing(resolve(config))
 
 
 def test_drop_database_refuses_a_wrong_mark(postgresql_server):
     config = config_for(postgresql_server, "x")
     with admin_cursor(config) as cur:
         create_database(cur, "marked_db", mark="something else")
-        with pytest.raises(ConfigError, match="not created by this project"):
+        with pytest.raises(DatabaseError, match="not created by this project"):
             drop_database(cur, "marked_db")
         assert drop_database(cur, "marked_db", mark="something else")
         assert not drop_database(cur, "marked_db", mark="something else")
@@ -120,7 +122,7 @@ def test_drop_database_refuses_a_wrong_mark(postgresql_server):
 
 def test_uses_local_cluster_only_for_loopback_on_the_cluster_port():
     dev = load_config("development", environ={})
-    assert ops.uses_local_cluster(dev)
-    assert not ops.uses_local_cluster(dev.replace(POSTGRES_HOST="db.example.com"))
-    assert not ops.uses_local_cluster(dev.replace(POSTGRES_PORT="5432"))
-    assert ops.is_loopback("localhost") and ops.is_loopback("::1") and not ops.is_loopback("db")
+    assert resolve(dev).cluster is not None
+    assert resolve(dev.replace(POSTGRES_HOST="db.example.com")).cluster is None
+    assert resolve(dev.replace(POSTGRES_PORT="5432")).cluster is None
+    assert is_loopback("localhost") and is_loopback("::1") and not is_loopback("db")

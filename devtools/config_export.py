@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from project.configuration import Config, ConfigError
+from project.configuration import Config, ConfigError, read_entries
 
 FORMATS = ("ecs", "env", "tfvars")
 MASK = "********"
@@ -84,8 +84,6 @@ def export_tfvars(config: Config) -> str:
 
 
 def _file_entries(config: Config) -> list[dict]:
-    from project.configuration import read_entries
-
     return [
         {"name": item["name"], "value": item.get("value"), "valueFrom": item.get("valueFrom")}
         for item in read_entries(config.path)

@@ -26,18 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from project.configuration import Config, ConfigError
-from project.database import (
+from devtools.databases import (
     admin_cursor,
     create_database,
     database_exists,
     database_mark,
     drop_database,
-    first_line,
     table_counts,
     terminate_connections,
 )
-from project.operations import admin_values, app_context, ensure_server, upgrade
+from devtools.errors import ScenarioError
+from devtools.migrations import app_context, upgrade
+from devtools.target import Target
+from project.configuration import Config
+from project.errors import first_line
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_SIZE = 100
@@ -47,10 +49,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Set by the tasks to show a progress bar for long loads (tqdm); None keeps quiet.
 progress_factory: Callable[..., contextlib.AbstractContextManager] | None = None
-
-
-class ScenarioError(ConfigError):
-    """A scenario could not be loaded; the message names the step that failed."""
 
 
 class ScenarioExists(ScenarioError):
@@ -77,7 +75,7 @@ def available(directory: Path | None = None) -> list[str]:
 
 
 def get(name: str, directory: Path | None = None) -> Scenario:
-    """Import scenario ``name``, or raise a ConfigError listing the available ones."""
+    """Import scenario ``name``, or raise a ScenarioError listing the available ones."""
     directory = directory or SCENARIO_DIR
     names = available(directory)
     if name not in names:
@@ -145,26 +143,27 @@ class LoadReport:
     counts: dict[str, int]
 
 
-def exists(config: Config, name: str) -> bool:
-    with admin_cursor(admin_values(config)) as cur:
-        return database_exists(cur, database_name(config, name))
+def exists(target: Target, name: str) -> bool:
+    """Tell whether scenario ``name``'s database exists on the target's server."""
+    with admin_cursor(target.admin()) as cur:
+        return database_exists(cur, database_name(target.config, name))
 
 
 def load(
-    config: Config, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False
+    target: Target, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False
 ) -> LoadReport:
     """Build scenario ``name`` from empty: create its database, migrate, fill, save a template."""
     scenario = get(name)
-    ensure_server(config)
+    config, admin = target.config, target.admin()
     dbname, template = database_name(config, name), template_name(config, name)
-    if exists(config, name) and not force:
+    if exists(target, name) and not force:
         raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
-    step = "dropping the previous database"
+    with admin_cursor(admin) as cur:  # refuses, untouched, a database the scenario did not create
+        drop_database(cur, template, mark=mark(name))
+        drop_database(cur, dbname, mark=mark(name))
+    step = "creating the database"
     try:
-        with admin_cursor(admin_values(config)) as cur:
-            drop_database(cur, template, mark=mark(name))
-            drop_database(cur, dbname, mark=mark(name))
-            step = "creating the database"
+        with admin_cursor(admin) as cur:
             create_database(cur, dbname, mark=mark(name))
         step = "applying the migrations"
         upgrade(config, name=dbname)
@@ -174,28 +173,28 @@ def load(
         with app_context(config, POSTGRES_DB=dbname), db.engine.begin() as connection:
             scenario.fill(connection, size=size, rng=random.Random(seed))
         step = "saving the template for reset"
-        with admin_cursor(admin_values(config)) as cur:
+        with admin_cursor(admin) as cur:
             terminate_connections(cur, dbname)
             create_database(cur, template, template=dbname, mark=mark(name))
     except ScenarioError:
         raise
     except Exception as exc:
-        if step != "dropping the previous database":
-            with contextlib.suppress(Exception), admin_cursor(admin_values(config)) as cur:
-                drop_database(cur, template, mark=mark(name))
-                drop_database(cur, dbname, mark=mark(name))
+        with contextlib.suppress(Exception), admin_cursor(admin) as cur:
+            drop_database(cur, template, mark=mark(name))
+            drop_database(cur, dbname, mark=mark(name))
         detail = first_line(exc)
         raise ScenarioError(
             f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
         ) from exc
-    return LoadReport(name, dbname, table_counts(admin_values(config), dbname))
+    return LoadReport(name, dbname, table_counts(admin, dbname))
 
 
-def reset(config: Config, name: str) -> str:
+def reset(target: Target, name: str) -> str:
     """Put scenario ``name`` back to its freshly loaded state from its template."""
     get(name)
+    config, admin = target.config, target.admin()
     dbname, template = database_name(config, name), template_name(config, name)
-    with admin_cursor(admin_values(config)) as cur:
+    with admin_cursor(admin) as cur:
         if not database_exists(cur, template):
             raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
         drop_database(cur, dbname, mark=mark(name))
@@ -203,10 +202,11 @@ def reset(config: Config, name: str) -> str:
     return dbname
 
 
-def drop(config: Config, name: str) -> bool:
+def drop(target: Target, name: str) -> bool:
     """Drop scenario ``name``'s database and template; return whether it was loaded."""
     get(name)
-    with admin_cursor(admin_values(config)) as cur:
+    config, admin = target.config, target.admin()
+    with admin_cursor(admin) as cur:
         dropped = drop_database(cur, database_name(config, name), mark=mark(name))
         dropped_template = drop_database(cur, template_name(config, name), mark=mark(name))
     return dropped or dropped_template
@@ -220,10 +220,10 @@ class Row:
     counts: dict[str, int]
 
 
-def listing(config: Config) -> list[Row]:
+def listing(target: Target) -> list[Row]:
     """Return every scenario with whether it is loaded and its row counts."""
     rows = []
-    admin = admin_values(config)
+    config, admin = target.config, target.admin()
     with admin_cursor(admin) as cur:
         loaded = {n for n in available() if database_mark(cur, database_name(config, n)) == mark(n)}
     for name in available():

@@ -1,6 +1,6 @@
 """Prove the migrations on a throwaway server: one head, upgrade, models match, downgrade to base, upgrade again.
 
-Run by ``nox -s migrations`` as ``python -m project.migration_check``; exits 1 on the first failing step.
+Run by ``nox -s migrations`` as ``python -m devtools.migration_check``; exits 1 on the first failing step.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from project import operations as ops
-from project.configuration import ConfigError
-from project.database import admin_cursor, create_database
-from project.local_postgres import ephemeral_cluster
+from devtools import migrations as ops
+from devtools.cluster import ephemeral_cluster
+from devtools.databases import admin_cursor, create_database
+from devtools.target import throwaway_config
+from project.errors import UserError
 
 DATABASE = "migration_check"
 
@@ -47,7 +48,7 @@ def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
 def run(migrations_dir: Path | None = None, out=print) -> bool:
     """Run every step on a fresh throwaway server; return whether all passed."""
     with ephemeral_cluster(prefix="project-migrations-pg-") as cluster:
-        config = ops.testing_config_for(cluster.host, cluster.port, cluster.superuser, DATABASE)
+        config = throwaway_config(cluster.host, cluster.port, cluster.superuser, DATABASE)
         if migrations_dir:
             config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
         with admin_cursor(config) as cur:
@@ -55,7 +56,7 @@ def run(migrations_dir: Path | None = None, out=print) -> bool:
         for name, step in steps(config):
             try:
                 problem = step()
-            except ConfigError as exc:
+            except UserError as exc:
                 problem = str(exc)
             out(f"{'ok  ' if problem is None else 'FAIL'} {name}" + (f": {problem}" if problem else ""))
             if problem is not None:

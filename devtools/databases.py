@@ -1,4 +1,4 @@
-"""Server-level database operations (create, drop, inspect) and migrations, shared by tasks, scenarios and tests.
+"""Server-level database administration (connect, create, drop, inspect), shared by tasks, scenarios and tests.
 
 Databases are created and dropped only through here, and a drop needs the database's ownership mark: the
 comment this module writes when it creates one. A database the project did not create is never dropped.
@@ -13,28 +13,19 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from project.configuration import ConfigError
+from devtools.errors import DatabaseError
+from project.errors import first_line
+from project.settings import connection_params
 
 OWNER_MARK = "managed by the project"
 
 
-def first_line(error: BaseException | None) -> str:
-    """Return the first line of an error's message (drivers add hints and context on further lines)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def connect(values: Mapping[str, Any], dbname: str | None = None, **kwargs):
     """Open a psycopg2 connection to the configured server (to ``dbname``, default the configured database)."""
-    return psycopg2.connect(
-        host=values["POSTGRES_HOST"],
-        port=int(values["POSTGRES_PORT"]),
-        user=values["POSTGRES_USER"],
-        password=values.get("POSTGRES_PASSWORD") or None,
-        dbname=dbname or values["POSTGRES_DB"],
-        connect_timeout=int(values.get("POSTGRES_CONNECT_TIMEOUT", 3)),
-        **kwargs,
-    )
+    params = connection_params(values)
+    if dbname:
+        params["dbname"] = dbname
+    return psycopg2.connect(**params, **kwargs)
 
 
 @contextlib.contextmanager
@@ -43,7 +34,7 @@ def admin_cursor(values: Mapping[str, Any], dbname: str = "postgres") -> Iterato
     try:
         conn = connect(values, dbname=dbname)
     except psycopg2.OperationalError as exc:
-        raise ConfigError(
+        raise DatabaseError(
             f"Cannot connect to PostgreSQL at {values['POSTGRES_HOST']}:{values['POSTGRES_PORT']} "
             f"as {values['POSTGRES_USER']}: {first_line(exc)}"
         ) from None
@@ -90,7 +81,7 @@ def drop_database(cur, name: str, *, mark: str = OWNER_MARK) -> bool:
         return False
     found = database_mark(cur, name)
     if found != mark:
-        raise ConfigError(
+        raise DatabaseError(
             f"Refusing to drop database '{name}': it was not created by this project "
             f"(its comment is {found!r}, expected {mark!r})."
         )

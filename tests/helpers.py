@@ -1,4 +1,5 @@
-"""Helpers that run the real servers for tests and benchmarks: gunicorn under a config, on a free port."""
+"""Helpers shared by the tests and benchmarks: configs pointed at a throwaway server, and the real servers
+(tasks, gunicorn) run on free ports."""
 
 from __future__ import annotations
 
@@ -12,10 +13,29 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from project.local_postgres import free_port
+from devtools.cluster import free_port
+from devtools.target import Target, resolve, throwaway_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_SECRET_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
+# Settings that pass every deployment check.
+STRONG = {
+    "FLASK_DEBUG": "false",
+    "SECRET_KEY": STRONG_SECRET_KEY,
+    "SESSION_COOKIE_SECURE": "true",
+    "POSTGRES_PASSWORD": "pw",
+    "POSTGRES_SSLMODE": "require",
+}
+
+
+def config_for(server, dbname: str):
+    """Return the testing config pointed at ``dbname`` on a throwaway server, ignoring the shell."""
+    return throwaway_config(server.host, server.port, server.user, dbname)
+
+
+def target_for(server, dbname: str) -> Target:
+    """Return the target of :func:`config_for`."""
+    return resolve(config_for(server, dbname))
 
 
 def production_env(cluster, dbname: str, **extra: str) -> dict[str, str]:
@@ -144,3 +164,29 @@ def gunicorn(env: dict[str, str], app: str = "wsgi:app", workers: int = 1, threa
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def isolated(app):
+    """Run the block inside one outer transaction that is rolled back at its end.
+
+    The app's engine is swapped for a connection holding that transaction, and the session joins it through
+    savepoints, so ``db.session.commit()`` in the code under test commits only a savepoint.
+    """
+    from project.extensions import db
+
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        transaction = connection.begin()
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+        engines[None] = connection
+        try:
+            yield connection
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            transaction.rollback()
+            connection.close()

@@ -25,17 +25,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.errors import ClusterError
+
 SERVER_OS_USER = "postgres"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Settings that make a disposable server fast; durability does not matter for it.
 # mmap keeps dynamic shared memory inside the data directory, so a throwaway cluster leaves nothing elsewhere.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "dynamic_shared_memory_type=mmap")
-
-
-class ClusterError(Exception):
-    """The local server cannot be set up or started; the message says how to fix it."""
-
-    exit_code = 2
 
 
 def find_bindir() -> Path:

@@ -6,17 +6,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from project.configuration import ConfigError
+from devtools.errors import ComposeError
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 
 
 def compose_file(config_name: str, docker_dir: Path = DOCKER_DIR) -> Path:
-    """Return ``docker/<config_name>.yml``, or raise a ConfigError listing the compose files there are."""
+    """Return ``docker/<config_name>.yml``, or raise a ComposeError listing the compose files there are."""
     path = docker_dir / f"{config_name}.yml"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in docker_dir.glob("*.yml"))) or "none"
-        raise ConfigError(f"There is no compose file docker/{config_name}.yml; configs with one: {names}.")
+        raise ComposeError(f"There is no compose file docker/{config_name}.yml; configs with one: {names}.")
     return path
 
 
@@ -35,16 +35,16 @@ def client(dry: bool = False) -> list[str]:
     legacy = shutil.which("docker-compose")
     if legacy:
         return [legacy]
-    raise ConfigError("No Docker Compose client found: install Docker with the compose plugin (`docker compose`).")
+    raise ComposeError("No Docker Compose client found: install Docker with the compose plugin (`docker compose`).")
 
 
 def engine_running(dry: bool = False) -> None:
-    """Raise a ConfigError when no Docker engine answers."""
+    """Raise a ComposeError when no Docker engine answers."""
     if dry:
         return
     answer = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
     if answer.returncode != 0:
-        raise ConfigError("The Docker engine is not running (docker info failed); start Docker and try again.")
+        raise ComposeError("The Docker engine is not running (docker info failed); start Docker and try again.")
 
 
 def command(config_name: str, *args: str, dry: bool = False) -> list[str]:

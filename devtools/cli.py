@@ -1,0 +1,121 @@
+"""invoke plumbing for ``tasks.py``: user mistakes as one sentence and exit 2, numeric options, confirmation,
+and handing the terminal over to a long-running server."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from invoke import Exit, Program
+from invoke import task as invoke_task
+from invoke.parser import ParseError
+
+from project.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_HELP = "Config name: config/NAME.json (default: $APPLICATION_CONFIG, else development)"
+
+
+def task(*args, **kwargs):
+    """Declare a task whose user mistakes end in one sentence and exit code 2."""
+
+    def decorate(body):
+        @functools.wraps(body)
+        def run(c, *a, **kw):
+            try:
+                return body(c, *a, **kw)
+            except UserError as exc:
+                raise Exit(f"Error: {exc}", code=exc.exit_code) from None
+
+        helps = dict(kwargs.pop("help", {}))
+        if "config" in inspect.signature(body).parameters:
+            helps.setdefault("config", CONFIG_HELP)
+        return invoke_task(run, *args, help=helps, **kwargs)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        body, args = args[0], ()
+        return decorate(body)
+    return decorate
+
+
+def whole_number(flag: str, value, low: int, high: int) -> int:
+    """Return ``value`` as an int, or exit 2 with a sentence naming the flag and the valid range."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)) or not low <= int(text) <= high:
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise Exit(f"Error: {flag} must be a whole number from {low} to {high}, got {shown!r}.", code=2)
+    return int(text)
+
+
+def exit_2_on_usage_errors() -> None:
+    """Make invoke end a command-line mistake (unknown task, missing argument) with code 2, the usual code for
+    usage errors, like every other mistake here (invoke itself uses 1)."""
+    original = Program.parse_tasks
+    if getattr(original, "exits_2", False):
+        return
+
+    def parse_tasks(self):
+        try:
+            return original(self)
+        except ParseError as exc:
+            raise Exit(f"Error: {exc} See `inv --list`, or `inv --help TASK` for a task's options.", code=2) from None
+
+    parse_tasks.exits_2 = True
+    Program.parse_tasks = parse_tasks
+
+
+def say(message: str | None) -> None:
+    """Print ``message`` when there is one."""
+    if message:
+        print(message, flush=True)
+
+
+def confirm(yes: bool, question: str, flag: str = "--yes") -> None:
+    """Ask ``question`` on a terminal unless ``yes``; without a terminal, exit 2 naming ``flag``."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Exit(f"Error: {question} Pass {flag} to confirm without a terminal.", code=2)
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise Exit("Nothing changed.", code=1)
+
+
+def serve(c, argv: list[str], env: dict[str, str]) -> None:
+    """Replace this process with a long-running server, so Ctrl-C and SIGTERM reach it directly.
+
+    (Run as invoke's child, an interrupt outside a terminal leaves the server running or invoke failing.)
+    """
+    if c.config.run.dry:
+        print(shlex.join(argv))
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(ROOT)
+    os.execve(argv[0], argv, {**os.environ, "PYTHONUNBUFFERED": "1", **env})
+
+
+def flask_argv(*args: str) -> list[str]:
+    """Return the command line of this interpreter's Flask CLI, whether or not its virtualenv is activated."""
+    return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
+
+
+def progress_bar():
+    """Return a tqdm progress-bar factory on a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return lambda **kw: tqdm(**kw, leave=False)
+
+
+def which(program: str) -> str | None:
+    """Return the path of ``program`` on PATH, or None."""
+    import shutil
+
+    return shutil.which(program)

@@ -1,0 +1,24 @@
+"""The tooling's user errors: each a :class:`project.errors.UserError`, so tasks catch one base and exit 2."""
+
+from __future__ import annotations
+
+from project.configuration import ConfigError
+from project.errors import UserError
+
+__all__ = ["ClusterError", "ComposeError", "ConfigError", "DatabaseError", "ScenarioError", "UserError"]
+
+
+class ClusterError(UserError):
+    """The local server cannot be set up, started or stopped; the message says how to fix it."""
+
+
+class DatabaseError(UserError):
+    """A server refused a connection, a drop was refused, or a migration command failed."""
+
+
+class ScenarioError(UserError):
+    """A scenario could not be found or loaded; the message names the step that failed."""
+
+
+class ComposeError(UserError):
+    """Docker or its compose client is missing, or a stack has no compose file."""

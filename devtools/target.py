@@ -1,0 +1,98 @@
+"""Where a command's database lives, worked out once: the config, the local cluster when it points there, and
+the settings to administer it with.
+
+A task calls :func:`resolve` once and hands the :class:`Target` to everything it runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from devtools.cluster import LocalCluster, development_cluster
+from project.configuration import Config, ConfigError, load_config
+
+PROTECTED_CONFIGS = ("production",)
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether ``host`` names this machine's loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_cluster() -> LocalCluster:
+    """Return the project's local cluster, at the address config/development.json gives.
+
+    The file alone decides it: a POSTGRES_PORT in the shell points the app at another server, it does not
+    move the cluster (so tests that point the tasks at their own server never touch it).
+    """
+    dev = load_config("development", environ={}, require_secrets=False)
+    return development_cluster(dev["POSTGRES_HOST"], int(dev["POSTGRES_PORT"]), dev["POSTGRES_USER"])
+
+
+@dataclass(frozen=True)
+class Target:
+    """A config and, when its database lives on the local cluster, that cluster."""
+
+    config: Config
+    cluster: LocalCluster | None = None
+
+    @property
+    def database(self) -> str:
+        return self.config["POSTGRES_DB"]
+
+    def admin(self) -> dict[str, str]:
+        """Return the settings to connect as for creating and dropping databases.
+
+        On the local cluster that is its superuser (the config's user may not exist yet, as with production's
+        `app` role under `inv prod`); on any other server, the config's own user.
+        """
+        values = dict(self.config)
+        if self.cluster is not None:
+            values["POSTGRES_USER"] = self.cluster.superuser
+        return values
+
+    def ensure_running(self) -> str | None:
+        """Start the local cluster when the config points at it; return a sentence when something was done."""
+        if self.cluster is None:
+            return None
+        created = self.cluster.init()
+        if self.cluster.start():
+            what = "Created and started" if created else "Started"
+            where = f"{self.cluster.host}:{self.cluster.port} ({self.cluster.base_dir})"
+            return f"{what} the local PostgreSQL cluster on {where}."
+        return None
+
+    def with_database(self, name: str) -> Target:
+        """Return this target pointed at database ``name`` on the same server."""
+        return Target(self.config.replace(POSTGRES_DB=name), self.cluster)
+
+
+def resolve(config: Config, cluster: LocalCluster | None = None) -> Target:
+    """Return the target of ``config``: its settings, plus the local cluster when it points there."""
+    if int(config["POSTGRES_PORT"]) == 0:
+        raise ConfigError(
+            f"{config.display_path()}: POSTGRES_PORT is 0, meaning a throwaway server per test run; "
+            "database tasks need a config with a real server (development, production, ...)."
+        )
+    cluster = cluster or local_cluster()
+    local = is_loopback(config["POSTGRES_HOST"]) and int(config["POSTGRES_PORT"]) == cluster.port
+    return Target(config, cluster if local else None)
+
+
+def throwaway_config(host: str, port: int, user: str, dbname: str) -> Config:
+    """Return config/testing.json, read without the shell's environment, pointed at ``dbname`` on a server."""
+    return load_config("testing", environ={}).replace(
+        POSTGRES_HOST=host, POSTGRES_PORT=str(port), POSTGRES_USER=user, POSTGRES_PASSWORD="", POSTGRES_DB=dbname
+    )
+
+
+def refuse_production(config: Config) -> None:
+    """Raise ConfigError for a config whose database holds production data."""
+    if config.name in PROTECTED_CONFIGS or config["FLASK_CONFIG"] == "production":
+        raise ConfigError(f"Refusing to reset the database of the '{config.name}' config: it is production data.")
