@@ -49,13 +49,18 @@ INTEGER_SETTINGS = {
     "GUNICORN_THREADS": (1, 64),
     "GUNICORN_TIMEOUT": (1, 3600),
     "GUNICORN_GRACEFUL_TIMEOUT": (1, 3600),
+    "POSTGRES_MAJOR_VERSION": (10, 99),
 }
 BOOLEAN_SETTINGS = {"FLASK_DEBUG", "SESSION_COOKIE_SECURE"}
 CHOICE_SETTINGS = {
     "FLASK_CONFIG": ("development", "testing", "production"),
     "POSTGRES_SSLMODE": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "DATABASE_ROLE": ("app", "migration"),
 }
+# Each database role's password: a process connects as one role (DATABASE_ROLE), so it needs that role's secret
+# and never the other's (the web process never holds the password of the role that owns the tables).
+ROLE_PASSWORDS = {"app": "POSTGRES_PASSWORD", "migration": "POSTGRES_MIGRATION_PASSWORD"}
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -254,8 +259,11 @@ def load_config(
     name = config_name(environ) if name is None else name
     path = config_path(name, config_dir)
     where = display_path(path)
+    items = read_entries(path)
+    role = environ.get("DATABASE_ROLE") or next((i.get("value") for i in items if i["name"] == "DATABASE_ROLE"), "app")
+    other_roles = {secret for r, secret in ROLE_PASSWORDS.items() if r != role}
     entries = []
-    for number, item in enumerate(read_entries(path), start=1):
+    for number, item in enumerate(items, start=1):
         key, value_from = item["name"], item.get("valueFrom")
         label = f"{where}: entry {number} ({key})"
         if key in environ:
@@ -266,7 +274,7 @@ def load_config(
         else:
             value, source = None, "unset"
         if value_from is not None and not value:
-            if require_secrets:
+            if require_secrets and key not in other_roles:
                 raise ConfigError(
                     f"{label} is a secret (valueFrom) and the environment variable {key} is not set; "
                     f"export {key}=... before running with the '{name}' config."

@@ -66,6 +66,8 @@ CONFIG_CLASSES: dict[str, type[BaseConfig]] = {
 }
 
 _DATABASE_KEYS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+# Settings that only shape the connection (see connection_params); Flask's config does not need them.
+_CONNECTION_KEYS = {"POSTGRES_MIGRATION_USER", "POSTGRES_MIGRATION_PASSWORD", "POSTGRES_PASSFILE", "DATABASE_ROLE"}
 # Connection parameters the SQLAlchemy URL carries; the others go to the driver as connect_args.
 _IN_URL = {"host", "port", "user", "password", "dbname"}
 # Entries that configure processes around the app (the server, the tasks), not Flask itself.
@@ -90,15 +92,21 @@ def connection_params(values: Mapping[str, Any]) -> dict[str, Any]:
     missing = [k for k in _DATABASE_KEYS if k not in values and k != "POSTGRES_PASSWORD"]
     if missing:
         raise ConfigError(f"The database is not configured: {', '.join(missing)} missing from the config.")
+    user, password = values["POSTGRES_USER"], values.get("POSTGRES_PASSWORD")
+    if values.get("DATABASE_ROLE") == "migration":
+        # Migrations run as the role that owns the tables; the app's own role may only read and write rows.
+        user, password = values.get("POSTGRES_MIGRATION_USER") or user, values.get("POSTGRES_MIGRATION_PASSWORD")
     params: dict[str, Any] = {
         "host": values["POSTGRES_HOST"],
         "port": int(values["POSTGRES_PORT"]),
-        "user": values["POSTGRES_USER"],
+        "user": user,
         "dbname": values["POSTGRES_DB"],
         "connect_timeout": int(values.get("POSTGRES_CONNECT_TIMEOUT") or BaseConfig.POSTGRES_CONNECT_TIMEOUT),
     }
-    if values.get("POSTGRES_PASSWORD"):
-        params["password"] = values["POSTGRES_PASSWORD"]
+    if password:
+        params["password"] = password
+    if values.get("POSTGRES_PASSFILE"):
+        params["passfile"] = values["POSTGRES_PASSFILE"]
     if values.get("POSTGRES_SSLMODE"):
         params["sslmode"] = values["POSTGRES_SSLMODE"]
     return params
@@ -107,7 +115,7 @@ def connection_params(values: Mapping[str, Any]) -> dict[str, Any]:
 def libpq_environ(params: Mapping[str, Any]) -> dict[str, str]:
     """Return ``params`` as the PG* environment variables libpq programs (psql) read."""
     names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE", "password": "PGPASSWORD"}
-    names |= {"sslmode": "PGSSLMODE", "connect_timeout": "PGCONNECT_TIMEOUT"}
+    names |= {"sslmode": "PGSSLMODE", "connect_timeout": "PGCONNECT_TIMEOUT", "passfile": "PGPASSFILE"}
     return {names[k]: str(v) for k, v in params.items() if k in names}
 
 
@@ -128,7 +136,7 @@ def flask_settings(base: type[BaseConfig], values: Mapping[str, Any]) -> dict[st
     """Translate config entries (strings, as in the JSON files) into typed Flask settings."""
     settings: dict[str, Any] = {}
     for key, value in values.items():
-        if key in _NOT_FOR_FLASK or key in _DATABASE_KEYS:
+        if key in _NOT_FOR_FLASK or key in _DATABASE_KEYS or key in _CONNECTION_KEYS:
             continue
         if isinstance(value, str) and key in INTEGER_SETTINGS:
             value = int(value)

@@ -18,12 +18,13 @@ from devtools.target import Target, resolve, throwaway_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_SECRET_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
+STRONG_PASSWORD = "Zr8-tQ2vLx9Wm4Kp7Ns1Yb6H"
 # Settings that pass every deployment check.
 STRONG = {
     "FLASK_DEBUG": "false",
     "SECRET_KEY": STRONG_SECRET_KEY,
     "SESSION_COOKIE_SECURE": "true",
-    "POSTGRES_PASSWORD": "pw",
+    "POSTGRES_PASSWORD": STRONG_PASSWORD,
     "POSTGRES_SSLMODE": "require",
 }
 

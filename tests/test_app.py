@@ -22,7 +22,7 @@ def test_factory_rejects_an_unknown_config_class():
 def test_production_refuses_to_start_when_the_environment_asks_for_debug():
     from project.configuration import load_config
 
-    environ = {"FLASK_DEBUG": "1", "SECRET_KEY": STRONG["SECRET_KEY"], "POSTGRES_PASSWORD": "pw"}
+    environ = {"FLASK_DEBUG": "1", "SECRET_KEY": STRONG["SECRET_KEY"], "POSTGRES_PASSWORD": STRONG["POSTGRES_PASSWORD"]}
     config = load_config("production", environ=environ)
     with pytest.raises(ConfigError, match="FLASK_DEBUG is on"):
         create_app("production", overrides=config)

@@ -23,7 +23,13 @@ def test_strong_settings_pass():
         ({"SECRET_KEY": "a" * 40}, "looks like a placeholder"),
         ({"SESSION_COOKIE_SECURE": "false"}, "SESSION_COOKIE_SECURE is off"),
         ({"POSTGRES_PASSWORD": ""}, "POSTGRES_PASSWORD is empty"),
-        ({"POSTGRES_SSLMODE": "disable"}, "may travel unencrypted"),
+        ({"POSTGRES_PASSWORD": "x"}, "POSTGRES_PASSWORD is too weak (1 characters)"),
+        ({"POSTGRES_PASSWORD": "aaaaaaaaaaaaaaaaaaaa"}, "POSTGRES_PASSWORD is too weak (20 characters)"),
+        ({"SECRET_KEY": "abcdefghij" * 4}, "bits of randomness"),
+        ({"SECRET_KEY": STRONG["SECRET_KEY"][:31]}, "SECRET_KEY is 31 characters long"),
+        ({"POSTGRES_SSLMODE": "prefer"}, "POSTGRES_SSLMODE is 'prefer'"),
+        ({"POSTGRES_SSLMODE": ""}, "POSTGRES_SSLMODE is not set"),
+        ({"POSTGRES_SSLMODE": "disable"}, "in plain text"),
     ],
 )
 def test_each_weakness_is_named(change, expected):

@@ -8,11 +8,11 @@ import pytest
 from devtools import prod as production
 from devtools.databases import admin_cursor, drop_database
 from project.configuration import ConfigError, load_config
-from tests.helpers import STRONG_SECRET_KEY, request
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, request
 
 
 def production_config(**environ):
-    return load_config("production", environ={"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": "pw", **environ})
+    return load_config("production", environ={"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, **environ})
 
 
 def test_prepare_refuses_a_weak_secret(postgresql_server):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.cluster import free_port
-from tests.helpers import STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_second_init_changes_nothing(copy):
 
 def test_prod_serves_users_through_gunicorn(copy):
     port = free_port()
-    env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": "pw", "GUNICORN_WORKERS": "1"}
+    env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "GUNICORN_WORKERS": "1"}
     process = serving(copy, ["prod"], port, env)
     try:
         status, body = request(f"http://127.0.0.1:{port}/users")

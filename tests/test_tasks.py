@@ -12,6 +12,7 @@ pytest.importorskip("invoke", reason="the task tests need invoke (requirements/d
 
 from devtools import scenarios
 from devtools.databases import admin_cursor, drop_database, table_counts
+from tests.helpers import STRONG
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import config_for, interrupt, request, start_task
 from tests.helpers import inv as run_inv
@@ -194,7 +195,7 @@ def test_deploy_check_lists_problems_for_a_weak_secret():
 
 
 def test_deploy_check_passes_for_a_strong_secret():
-    result = inv("deploy.check", env={"SECRET_KEY": STRONG_KEY, "POSTGRES_PASSWORD": "pw"})
+    result = inv("deploy.check", env={"SECRET_KEY": STRONG_KEY, "POSTGRES_PASSWORD": STRONG["POSTGRES_PASSWORD"]})
     assert result.returncode == 0, result.stderr
     assert "passes every deployment check" in result.stdout
 
