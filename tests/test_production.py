@@ -12,7 +12,9 @@ from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, request
 
 
 def production_config(**environ):
-    return load_config("production", environ={"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, **environ})
+    return load_config(
+        "production", environ={"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, **environ}
+    )
 
 
 def test_prepare_refuses_a_weak_secret(postgresql_server):

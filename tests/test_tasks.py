@@ -12,9 +12,8 @@ pytest.importorskip("invoke", reason="the task tests need invoke (requirements/d
 
 from devtools import scenarios
 from devtools.databases import admin_cursor, drop_database, table_counts
-from tests.helpers import STRONG
+from tests.helpers import STRONG, config_for, interrupt, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
-from tests.helpers import config_for, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
