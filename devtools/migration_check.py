@@ -48,7 +48,7 @@ def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
 def run(migrations_dir: Path | None = None, out=print) -> bool:
     """Run every step on a fresh throwaway server; return whether all passed."""
     with ephemeral_cluster(prefix="project-migrations-pg-") as cluster:
-        config = throwaway_config(cluster.host, cluster.port, cluster.superuser, DATABASE)
+        config = throwaway_config(cluster, DATABASE)
         if migrations_dir:
             config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
         with admin_cursor(config) as cur:

@@ -13,7 +13,11 @@ from project.revisions import code_head, database_revision
 
 @contextlib.contextmanager
 def app_context(config: Config, **overrides: Any) -> Iterator[Any]:
-    """Yield the app for ``config`` inside an app context, disposing its engine afterwards."""
+    """Yield the app for ``config`` inside an app context, disposing its engine afterwards.
+
+    Migrations connect as the migration role (the owner of the tables), as they do in production.
+    """
+    overrides = {"DATABASE_ROLE": "migration", **overrides}
     from project import create_app
     from project.extensions import db
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from project import deploy_checks
 from project.configuration import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+# The owner's password and the superuser's passfile stay with the task; gunicorn connects as the app role.
+GUNICORN_NEVER_SEES = ("POSTGRES_MIGRATION_PASSWORD", "POSTGRES_PASSFILE")
 
 
 @dataclass
@@ -28,14 +31,25 @@ class Plan:
 
 
 def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: LocalCluster | None = None) -> Plan:
-    """Point ``config`` at the local cluster, refuse it if unsafe, migrate, and return the gunicorn command."""
+    """Point ``config`` at the local cluster, refuse it if unsafe, migrate, and return the gunicorn command.
+
+    As in production, the migrations run as the role that owns the tables and gunicorn connects as the app's
+    role, which may only read and write rows; both over TLS. The owner's password is generated for the run
+    unless POSTGRES_MIGRATION_PASSWORD is set, and gunicorn never sees it.
+    """
     cluster = cluster or local_cluster()
     local = config.replace(POSTGRES_HOST=cluster.host, POSTGRES_PORT=str(cluster.port), GUNICORN_BIND=f"{host}:{port}")
+    if not local.get("POSTGRES_MIGRATION_PASSWORD"):
+        local = local.replace(POSTGRES_MIGRATION_PASSWORD=secrets.token_urlsafe(32))
     found = deploy_checks.problems(local, config)
     if found:
         raise ConfigError(f"Refusing to start under the '{config.name}' config: " + " ".join(found))
     target = Target(local, cluster)
-    messages = [target.ensure_running(), str(lifecycle.init_database(target))]
+    messages = [target.ensure_running(), cluster.version_note(), str(lifecycle.init_database(target))]
+    if not cluster.supports_tls():
+        messages.append(
+            "These PostgreSQL binaries have no TLS support: the simulation talks to the database unencrypted."
+        )
     command = [
         sys.executable,
         "-m",
@@ -46,4 +60,5 @@ def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: 
         str(ROOT),
         "wsgi:app",
     ]
-    return Plan(target, command, local.environ(), [m for m in messages if m])
+    env = {k: v for k, v in local.environ().items() if k not in GUNICORN_NEVER_SEES}
+    return Plan(target, command, env, [m for m in messages if m])

@@ -32,7 +32,8 @@ def local_cluster() -> LocalCluster:
     move the cluster (so tests that point the tasks at their own server never touch it).
     """
     dev = load_config("development", environ={}, require_secrets=False)
-    return development_cluster(dev["POSTGRES_HOST"], int(dev["POSTGRES_PORT"]), dev["POSTGRES_USER"])
+    major = int(dev["POSTGRES_MAJOR_VERSION"]) if dev.get("POSTGRES_MAJOR_VERSION") else None
+    return development_cluster(dev["POSTGRES_HOST"], int(dev["POSTGRES_PORT"]), dev["POSTGRES_USER"], major)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Target:
         """
         values = dict(self.config)
         if self.cluster is not None:
-            values["POSTGRES_USER"] = self.cluster.superuser
+            values.update(self.cluster.connection(), POSTGRES_DB=self.database)
         return values
 
     def ensure_running(self) -> str | None:
@@ -81,14 +82,18 @@ def resolve(config: Config, cluster: LocalCluster | None = None) -> Target:
             "database tasks need a config with a real server (development, production, ...)."
         )
     cluster = cluster or local_cluster()
-    local = is_loopback(config["POSTGRES_HOST"]) and int(config["POSTGRES_PORT"]) == cluster.port
-    return Target(config, cluster if local else None)
+    if not (is_loopback(config["POSTGRES_HOST"]) and int(config["POSTGRES_PORT"]) == cluster.port):
+        return Target(config, None)
+    # The superuser's password reaches libpq through the cluster's passfile, never through the config.
+    return Target(config.replace(POSTGRES_PASSFILE=str(cluster.passfile)), cluster)
 
 
-def throwaway_config(host: str, port: int, user: str, dbname: str) -> Config:
-    """Return config/testing.json, read without the shell's environment, pointed at ``dbname`` on a server."""
+def throwaway_config(cluster: LocalCluster, dbname: str) -> Config:
+    """Return config/testing.json, read without the shell's environment, pointed at ``dbname`` on ``cluster``
+    as its superuser (who also runs the migrations there)."""
+    connection = cluster.connection()
     return load_config("testing", environ={}).replace(
-        POSTGRES_HOST=host, POSTGRES_PORT=str(port), POSTGRES_USER=user, POSTGRES_PASSWORD="", POSTGRES_DB=dbname
+        **connection, POSTGRES_MIGRATION_USER=connection["POSTGRES_USER"], POSTGRES_DB=dbname
     )
 
 

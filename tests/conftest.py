@@ -20,6 +20,7 @@ own code fills the test's transaction before the test runs (see scenarios/README
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,14 +30,24 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from devtools.cluster import start_throwaway
+from devtools.cluster import LocalCluster, reap_throwaways, start_throwaway
 from devtools.migrations import upgrade
+from project.configuration import load_config
 from tests.helpers import config_for, isolated
 
 # Flask and SQLAlchemy are imported inside the fixtures, after the server has started starting in the background:
 # their import time then overlaps with initdb instead of preceding it.
 
 TEST_DATABASE = "app_test"
+SERVER_PREFIX = "project-tests-pg-"
+# The run's server, for pytest-postgresql's load hook, which is handed only an address.
+run_cluster: list[LocalCluster] = []
+
+
+def start_server() -> LocalCluster:
+    """Start the run's throwaway server, of the PostgreSQL major version config/testing.json declares."""
+    major = load_config("testing", environ={}).get("POSTGRES_MAJOR_VERSION")
+    return start_throwaway(prefix=SERVER_PREFIX, major=int(major) if major else None)
 
 
 class Server(NoopExecutor):
@@ -54,10 +65,13 @@ def pytest_sessionstart(session):
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # A run stopped with SIGTERM (a CI time-out, `kill`) cleans up like one stopped with Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
+    if not hasattr(config, "workerinput"):
+        # Servers of earlier runs that were killed (SIGKILL, a lost machine) go now; live runs' servers stay.
+        reap_throwaways(SERVER_PREFIX)
     if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
         return  # the xdist controller runs no test; each worker starts its own server
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql")
-    config.stash[early_server] = executor.submit(start_throwaway, prefix="project-tests-pg-")
+    config.stash[early_server] = executor.submit(start_server)
     executor.shutdown(wait=False)
 
 
@@ -77,19 +91,27 @@ def pytest_sessionfinish(session):
 def postgresql_server(pytestconfig):
     """A PostgreSQL server that exists only for this run."""
     future = pytestconfig.stash.get(early_server, None)
-    cluster = future.result() if future is not None else start_throwaway(prefix="project-tests-pg-")
+    cluster = future.result() if future is not None else start_server()
+    # libpq (psycopg 2 and 3, and the programs the tests start) reads the superuser's password from here.
+    saved = os.environ.get("PGPASSFILE")
+    os.environ["PGPASSFILE"] = str(cluster.passfile)
+    run_cluster.append(cluster)
     try:
         server = Server(host=cluster.host, port=cluster.port, user=cluster.superuser, options="", dbname=TEST_DATABASE)
         server.cluster = cluster
         yield server
     finally:
+        run_cluster.remove(cluster)
+        if saved is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = saved
         cluster.destroy()
 
 
 def load_migrations(host, port, user, dbname, password=None, **_):
     """Apply the real migrations to the template database (pytest-postgresql's ``load`` hook)."""
-    server = NoopExecutor(host=host, port=port, user=user, options="", dbname=dbname)
-    upgrade(config_for(server, dbname))
+    upgrade(config_for(run_cluster[-1], dbname))
 
 
 postgresql_template = factories.postgresql_noproc(
@@ -112,7 +134,7 @@ def database(postgresql_template):
         template_dbname=postgresql_template.template_dbname,
     )
     with janitor:
-        yield config_for(postgresql_template, name)
+        yield config_for(run_cluster[-1], name)
 
 
 @pytest.fixture(scope="session")

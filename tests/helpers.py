@@ -19,6 +19,7 @@ from devtools.target import Target, resolve, throwaway_config
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_SECRET_KEY = "q3J9v2-LmZ8xT1pWc4Rb7NfY0aKs5HdE6gUo"
 STRONG_PASSWORD = "Zr8-tQ2vLx9Wm4Kp7Ns1Yb6H"
+OWNER_PASSWORD = "Hd5-Kq8wPz3Vn7Lr2Ty6Mb9C"
 # Settings that pass every deployment check.
 STRONG = {
     "FLASK_DEBUG": "false",
@@ -30,8 +31,8 @@ STRONG = {
 
 
 def config_for(server, dbname: str):
-    """Return the testing config pointed at ``dbname`` on a throwaway server, ignoring the shell."""
-    return throwaway_config(server.host, server.port, server.user, dbname)
+    """Return the testing config pointed at ``dbname`` on a throwaway server (or its cluster), ignoring the shell."""
+    return throwaway_config(getattr(server, "cluster", server), dbname)
 
 
 def target_for(server, dbname: str) -> Target:
@@ -39,17 +40,33 @@ def target_for(server, dbname: str) -> Target:
     return resolve(config_for(server, dbname))
 
 
+def production_database(cluster, dbname: str) -> None:
+    """Create ``dbname`` on ``cluster`` as production has it: owned and migrated by ``app_owner``, with ``app``
+    allowed only to read and write rows (the passwords are STRONG_PASSWORD and OWNER_PASSWORD)."""
+    from devtools import lifecycle
+
+    config = throwaway_config(cluster, dbname).replace(
+        POSTGRES_USER="app",
+        POSTGRES_PASSWORD=STRONG_PASSWORD,
+        POSTGRES_MIGRATION_USER="app_owner",
+        POSTGRES_MIGRATION_PASSWORD=OWNER_PASSWORD,
+        POSTGRES_PASSFILE="",
+    )
+    lifecycle.init_database(Target(config, cluster))
+
+
 def production_env(cluster, dbname: str, **extra: str) -> dict[str, str]:
-    """Environment for the production config pointed at ``dbname`` on ``cluster``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "GUNICORN_", "FLASK_"))}
+    """Environment for the production config pointed at ``dbname`` (see :func:`production_database`) on
+    ``cluster``, connecting as the app role over TLS."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "GUNICORN_", "FLASK_", "PG"))}
     return {
         **base,
         "APPLICATION_CONFIG": "production",
         "SECRET_KEY": STRONG_SECRET_KEY,
-        "POSTGRES_PASSWORD": "unused-with-trust-auth",
+        "POSTGRES_PASSWORD": STRONG_PASSWORD,
         "POSTGRES_HOST": cluster.host,
         "POSTGRES_PORT": str(cluster.port),
-        "POSTGRES_USER": cluster.superuser,
+        "POSTGRES_USER": "app",
         "POSTGRES_DB": dbname,
         "POSTGRES_CONNECT_TIMEOUT": "2",
         "LOG_LEVEL": "WARNING",
@@ -123,7 +140,8 @@ def start_task(*args: str, url: str, cwd: Path = ROOT, env: dict[str, str] | Non
 
 def interrupt(process: subprocess.Popen) -> str:
     """Press Ctrl-C as a terminal does (SIGINT to the whole process group); return the process's output."""
-    os.killpg(process.pid, signal.SIGINT)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited already
+        os.killpg(process.pid, signal.SIGINT)
     return process.communicate(timeout=30)[0].decode()
 
 

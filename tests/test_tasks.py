@@ -137,7 +137,7 @@ def test_config_check_passes_on_the_shipped_files():
 def test_config_export_formats():
     ecs = json.loads(inv("config.export", "--config", "production").stdout)
     assert {"name": "POSTGRES_DB", "value": "app"} in ecs["environment"]
-    assert [s["name"] for s in ecs["secrets"]] == ["SECRET_KEY", "POSTGRES_PASSWORD"]
+    assert [s["name"] for s in ecs["secrets"]] == ["SECRET_KEY", "POSTGRES_PASSWORD", "POSTGRES_MIGRATION_PASSWORD"]
     env_file = inv("config.export", "--config", "production", "--format", "env").stdout
     assert "POSTGRES_DB=app" in env_file.splitlines() and "SECRET_KEY=" not in env_file
     bad = inv("config.export", "--format", "yaml")

@@ -54,7 +54,7 @@ def server_with_database(dbname: str = "bench", durable: bool = False):
 
     options = {"root": tempfile.gettempdir(), "settings": ()} if durable else {}
     with ephemeral_cluster(prefix="project-bench-pg-", **options) as cluster:
-        config = throwaway_config(cluster.host, cluster.port, cluster.superuser, dbname)
+        config = throwaway_config(cluster, dbname)
         lifecycle.init_database(resolve(config))
         yield cluster, config
 
