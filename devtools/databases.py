@@ -17,7 +17,25 @@ from devtools.errors import DatabaseError
 from project.errors import first_line
 from project.settings import connection_params
 
-OWNER_MARK = "managed by the project"
+MARK = "managed by the project"
+PROTECTED_CONFIGS = ("production",)
+MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers, so two long names could become one
+
+
+def owner_mark(config_name: str, scenario: str | None = None) -> str:
+    """Return the ownership mark for a database created under config ``config_name`` (for ``scenario``)."""
+    return f"{MARK}; config {config_name}" + (f"; scenario {scenario}" if scenario else "")
+
+
+def check_name(name: str) -> str:
+    """Return ``name``, or raise a DatabaseError when PostgreSQL would truncate it."""
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise DatabaseError(
+            f"The database name '{name}' is {size} bytes long; PostgreSQL keeps only {MAX_NAME_BYTES}, so it could "
+            "collide with another name: shorten POSTGRES_DB or the scenario's name."
+        )
+    return name
 
 
 def connect(values: Mapping[str, Any], dbname: str | None = None, **kwargs):
@@ -61,9 +79,9 @@ def database_mark(cur, name: str) -> str | None:
     return row[0] if row else None
 
 
-def create_database(cur, name: str, *, mark: str = OWNER_MARK, template: str | None = None, owner: str | None = None):
+def create_database(cur, name: str, *, mark: str, template: str | None = None, owner: str | None = None):
     """Create database ``name`` (from ``template`` if given) and write its ownership mark."""
-    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(check_name(name)))
     if template:
         query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         if cur.connection.server_version >= 150000:
@@ -75,21 +93,29 @@ def create_database(cur, name: str, *, mark: str = OWNER_MARK, template: str | N
     cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(mark)))
 
 
-def drop_database(cur, name: str, *, mark: str = OWNER_MARK) -> bool:
-    """Drop database ``name`` if it carries ``mark``; refuse one that does not. Return whether it existed."""
+def drop_database(cur, name: str, *, mark: str) -> bool:
+    """Drop database ``name`` if it carries ``mark``; refuse one that does not. Return whether it existed.
+
+    A database marked as created under a protected config (production) is never dropped, whatever ``mark`` says.
+    The drop is one statement that also ends the database's sessions, so a failure leaves it as it was.
+    """
     if not database_exists(cur, name):
         return False
     found = database_mark(cur, name)
+    for config in PROTECTED_CONFIGS:
+        if found and f"; config {config}" in found:
+            raise DatabaseError(
+                f"Refusing to drop database '{name}': it was created under the '{config}' config and holds its data."
+            )
     if found != mark:
         raise DatabaseError(
-            f"Refusing to drop database '{name}': it was not created by this project "
+            f"Refusing to drop database '{name}': it was not created by this project under this config "
             f"(its comment is {found!r}, expected {mark!r})."
         )
-    cur.execute(
-        sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE false").format(sql.Identifier(name))
-    )
-    terminate_connections(cur, name)
-    cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    try:
+        cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"Could not drop database '{name}': {first_line(exc)}") from None
     return True
 
 

@@ -12,6 +12,7 @@ from devtools.databases import (
     drop_database,
     ensure_role,
     grant_rows_only,
+    owner_mark,
 )
 from devtools.target import Target, refuse_production
 
@@ -51,7 +52,7 @@ def create_database_if_missing(target: Target, name: str | None = None) -> bool:
             ensure_role(cur, app, config.get("POSTGRES_PASSWORD"))
         created = not database_exists(cur, name)
         if created:
-            create_database(cur, name, owner=owner)
+            create_database(cur, name, mark=owner_mark(config.name), owner=owner)
     if app:
         with admin_cursor(admin, dbname=name) as cur:
             grant_rows_only(cur, name, owner or admin["POSTGRES_USER"], app)
@@ -72,5 +73,5 @@ def reset_database(target: Target) -> InitReport:
     """Drop the target's database (only one this project created) and initialise it again."""
     refuse_production(target.config)
     with admin_cursor(target.admin()) as cur:
-        drop_database(cur, target.database)
+        drop_database(cur, target.database, mark=owner_mark(target.config.name))
     return init_database(target)

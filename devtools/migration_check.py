@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devtools import migrations as ops
 from devtools.cluster import ephemeral_cluster
-from devtools.databases import admin_cursor, create_database
+from devtools.databases import admin_cursor, create_database, owner_mark
 from devtools.target import throwaway_config
 from project.errors import UserError
 
@@ -52,7 +52,7 @@ def run(migrations_dir: Path | None = None, out=print) -> bool:
         if migrations_dir:
             config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
         with admin_cursor(config) as cur:
-            create_database(cur, DATABASE)
+            create_database(cur, DATABASE, mark=owner_mark(config.name))
         for name, step in steps(config):
             try:
                 problem = step()

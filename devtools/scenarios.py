@@ -28,10 +28,12 @@ from types import ModuleType
 
 from devtools.databases import (
     admin_cursor,
+    check_name,
     create_database,
     database_exists,
     database_mark,
     drop_database,
+    owner_mark,
     table_counts,
     terminate_connections,
 )
@@ -93,15 +95,19 @@ def get(name: str, directory: Path | None = None) -> Scenario:
 
 
 def database_name(config: Config, name: str) -> str:
+    """Return scenario ``name``'s database name (checked to fit PostgreSQL's limit along with its template's)."""
+    check_name(f"{config['POSTGRES_DB']}_scenario_{name}_template")
     return f"{config['POSTGRES_DB']}_scenario_{name}"
 
 
 def template_name(config: Config, name: str) -> str:
+    """Return the name of the template that ``reset`` restores scenario ``name`` from."""
     return f"{database_name(config, name)}_template"
 
 
-def mark(name: str) -> str:
-    return f"scenario {name}, managed by the project"
+def mark(config: Config, name: str) -> str:
+    """Return the ownership mark of scenario ``name``'s databases under ``config``."""
+    return owner_mark(config.name, scenario=name)
 
 
 def copy_rows(
@@ -159,12 +165,12 @@ def load(
     if exists(target, name) and not force:
         raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
     with admin_cursor(admin) as cur:  # refuses, untouched, a database the scenario did not create
-        drop_database(cur, template, mark=mark(name))
-        drop_database(cur, dbname, mark=mark(name))
+        drop_database(cur, template, mark=mark(config, name))
+        drop_database(cur, dbname, mark=mark(config, name))
     step = "creating the database"
     try:
         with admin_cursor(admin) as cur:
-            create_database(cur, dbname, mark=mark(name))
+            create_database(cur, dbname, mark=mark(config, name))
         step = "applying the migrations"
         upgrade(config, name=dbname)
         step = f"running scenarios/{name}.py"
@@ -175,13 +181,13 @@ def load(
         step = "saving the template for reset"
         with admin_cursor(admin) as cur:
             terminate_connections(cur, dbname)
-            create_database(cur, template, template=dbname, mark=mark(name))
+            create_database(cur, template, template=dbname, mark=mark(config, name))
     except ScenarioError:
         raise
     except Exception as exc:
         with contextlib.suppress(Exception), admin_cursor(admin) as cur:
-            drop_database(cur, template, mark=mark(name))
-            drop_database(cur, dbname, mark=mark(name))
+            drop_database(cur, template, mark=mark(config, name))
+            drop_database(cur, dbname, mark=mark(config, name))
         detail = first_line(exc)
         raise ScenarioError(
             f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
@@ -197,8 +203,8 @@ def reset(target: Target, name: str) -> str:
     with admin_cursor(admin) as cur:
         if not database_exists(cur, template):
             raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
-        drop_database(cur, dbname, mark=mark(name))
-        create_database(cur, dbname, template=template, mark=mark(name))
+        drop_database(cur, dbname, mark=mark(config, name))
+        create_database(cur, dbname, template=template, mark=mark(config, name))
     return dbname
 
 
@@ -207,8 +213,8 @@ def drop(target: Target, name: str) -> bool:
     get(name)
     config, admin = target.config, target.admin()
     with admin_cursor(admin) as cur:
-        dropped = drop_database(cur, database_name(config, name), mark=mark(name))
-        dropped_template = drop_database(cur, template_name(config, name), mark=mark(name))
+        dropped = drop_database(cur, database_name(config, name), mark=mark(config, name))
+        dropped_template = drop_database(cur, template_name(config, name), mark=mark(config, name))
     return dropped or dropped_template
 
 
@@ -225,7 +231,7 @@ def listing(target: Target) -> list[Row]:
     rows = []
     config, admin = target.config, target.admin()
     with admin_cursor(admin) as cur:
-        loaded = {n for n in available() if database_mark(cur, database_name(config, n)) == mark(n)}
+        loaded = {n for n in available() if database_mark(cur, database_name(config, n)) == mark(config, n)}
     for name in available():
         scenario = get(name)
         counts = table_counts(admin, database_name(config, name)) if name in loaded else {}

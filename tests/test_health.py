@@ -9,7 +9,7 @@ import pytest
 
 from devtools import lifecycle, migrations
 from devtools.cluster import ephemeral_cluster
-from devtools.databases import admin_cursor, drop_database
+from devtools.databases import admin_cursor, drop_database, owner_mark
 from devtools.target import resolve
 from tests.helpers import config_for, gunicorn, production_database, production_env, request
 
@@ -37,7 +37,7 @@ def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
         assert "schema is at revision none" in response.json["message"]
     finally:
         with admin_cursor(config) as cur:
-            drop_database(cur, "behind_db")
+            drop_database(cur, "behind_db", mark=owner_mark("testing"))
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def counted(monkeypatch):
 @pytest.fixture
 def pointed_at(postgresql_server, monkeypatch):
     """Point the development config at a fresh database on the run's throwaway server."""
-    from devtools.databases import admin_cursor, drop_database
+    from devtools.databases import admin_cursor, drop_database, owner_mark
     from tests.helpers import config_for
 
     for key, value in {
@@ -78,9 +78,10 @@ def pointed_at(postgresql_server, monkeypatch):
         monkeypatch.setenv(key, value)
     yield
     with admin_cursor(config_for(postgresql_server, "layout_db")) as cur:
-        drop_database(cur, "layout_db_scenario_empty_template", mark="scenario empty, managed by the project")
-        drop_database(cur, "layout_db_scenario_empty", mark="scenario empty, managed by the project")
-        drop_database(cur, "layout_db")
+        scenario = owner_mark("development", scenario="empty")
+        drop_database(cur, "layout_db_scenario_empty_template", mark=scenario)
+        drop_database(cur, "layout_db_scenario_empty", mark=scenario)
+        drop_database(cur, "layout_db", mark=owner_mark("development"))
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from devtools import lifecycle, migrations
-from devtools.databases import admin_cursor, create_database, database_exists, drop_database
+from devtools.databases import admin_cursor, create_database, database_exists, drop_database, owner_mark
 from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
@@ -18,7 +18,7 @@ def fresh_config(postgresql_server, request):
     config = config_for(postgresql_server, name)
     yield config
     with admin_cursor(config) as cur:
-        drop_database(cur, name)
+        drop_database(cur, name, mark=owner_mark("testing"))
 
 
 def test_init_creates_migrates_and_a_second_run_changes_nothing(fresh_config):
@@ -115,7 +115,7 @@ def test_drop_database_refuses_a_wrong_mark(postgresql_server):
     with admin_cursor(config) as cur:
         create_database(cur, "marked_db", mark="something else")
         with pytest.raises(DatabaseError, match="not created by this project"):
-            drop_database(cur, "marked_db")
+            drop_database(cur, "marked_db", mark=owner_mark("testing"))
         assert drop_database(cur, "marked_db", mark="something else")
         assert not drop_database(cur, "marked_db", mark="something else")
 

@@ -8,7 +8,8 @@ import psycopg2
 import pytest
 
 from devtools import prod as production
-from devtools.databases import admin_cursor, connect, drop_database
+from devtools.databases import admin_cursor, connect, drop_database, owner_mark
+from devtools.errors import DatabaseError
 from project.configuration import ConfigError, load_config
 from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, config_for, request
 
@@ -56,8 +57,9 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
             process.terminate()
             process.wait(timeout=30)
     finally:
-        with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
-            drop_database(cur, "prodsim")
+        # A database marked as production's is never dropped, not even here; the run's server goes with the run.
+        with admin_cursor(config_for(postgresql_server, "postgres")) as cur, pytest.raises(DatabaseError):
+            drop_database(cur, "prodsim", mark=owner_mark("production"))
 
 
 @pytest.mark.parametrize(

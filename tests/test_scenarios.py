@@ -3,7 +3,7 @@
 import pytest
 
 from devtools import lifecycle, scenarios
-from devtools.databases import admin_cursor, connect, database_exists, drop_database, table_counts
+from devtools.databases import admin_cursor, connect, database_exists, drop_database, owner_mark, table_counts
 from devtools.errors import DatabaseError, ScenarioError
 from devtools.target import resolve
 from tests.helpers import config_for
@@ -19,9 +19,9 @@ def dev_config(postgresql_server):
     yield config
     with admin_cursor(config) as cur:
         for name in scenarios.available():
-            drop_database(cur, scenarios.template_name(config, name), mark=scenarios.mark(name))
-            drop_database(cur, scenarios.database_name(config, name), mark=scenarios.mark(name))
-        drop_database(cur, "scn_dev")
+            drop_database(cur, scenarios.template_name(config, name), mark=scenarios.mark(config, name))
+            drop_database(cur, scenarios.database_name(config, name), mark=scenarios.mark(config, name))
+        drop_database(cur, "scn_dev", mark=owner_mark("testing"))
 
 
 def emails(config, name):

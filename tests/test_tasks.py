@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
 from devtools import scenarios
-from devtools.databases import admin_cursor, drop_database, table_counts
+from devtools.databases import admin_cursor, drop_database, owner_mark, table_counts
 from tests.helpers import STRONG, config_for, interrupt, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import inv as run_inv
@@ -38,9 +38,9 @@ def server_env(postgresql_server):
     config = config_for(postgresql_server, "cli_db")
     with admin_cursor(config) as cur:
         for name in scenarios.available():
-            drop_database(cur, scenarios.template_name(config, name), mark=scenarios.mark(name))
-            drop_database(cur, scenarios.database_name(config, name), mark=scenarios.mark(name))
-        drop_database(cur, "cli_db")
+            drop_database(cur, scenarios.template_name(config, name), mark=owner_mark("development", scenario=name))
+            drop_database(cur, scenarios.database_name(config, name), mark=owner_mark("development", scenario=name))
+        drop_database(cur, "cli_db", mark=owner_mark("development"))
 
 
 def one_sentence(text):
