@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from project.configuration import Config, ConfigError, read_entries
+from project.deploy_checks import SECRET_NAME
 
 FORMATS = ("ecs", "env", "tfvars")
 MASK = "********"
@@ -18,8 +19,9 @@ def describe(config: Config) -> str:
     lines = [f"Config '{config.name}' ({config.display_path()}):"]
     width = max((len(e.name) for e in config.entries), default=0)
     for e in config.entries:
-        if e.secret:
-            value = MASK if e.value is not None else "(unset)"
+        if e.secret or SECRET_NAME.search(e.name):
+            # Masked whatever its source: a password given as a literal or from the shell is still a password.
+            value = MASK if e.value else "(unset)" if e.value is None else ""
         else:
             value = e.value
         source = {

@@ -22,7 +22,7 @@ ZLIB_OVERHEAD = 8  # bytes of header and checksum in zlib's output
 POSTGRES_PASSWORD_MIN_LENGTH = 16
 ENCRYPTED_SSLMODES = ("require", "verify-ca", "verify-full")
 PLACEHOLDER_WORDS = ("change", "secret", "example", "default", "placeholder", "development", "testing", "xxx", "todo")
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_KEY)", re.IGNORECASE)
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|(^|_)KEY($|_))", re.IGNORECASE)
 GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 

@@ -33,7 +33,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from devtools.cluster import LocalCluster, reap_throwaways, start_throwaway
 from devtools.migrations import upgrade
 from project.configuration import load_config
-from tests.helpers import config_for, isolated
+from tests.helpers import config_for, isolated, stop_started
 
 # Flask and SQLAlchemy are imported inside the fixtures, after the server has started starting in the background:
 # their import time then overlaps with initdb instead of preceding it.
@@ -80,7 +80,9 @@ def _interrupt(signum, frame):
 
 
 def pytest_sessionfinish(session):
-    """Delete the server even when no test asked for it or the run was interrupted."""
+    """Stop what the tests started and delete the server, even when no test asked for it or the run was
+    interrupted."""
+    stop_started()
     future = session.config.stash.get(early_server, None)
     if future is not None:
         with contextlib.suppress(Exception):

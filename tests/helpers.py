@@ -119,9 +119,40 @@ def inv(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
     )
 
 
+# Every long-running process a test starts, so that none outlives the run (see stop_started).
+started: set[subprocess.Popen] = set()
+
+
+def default_sigint() -> None:
+    """Give a child a working Ctrl-C: a run started in the background (or an xdist worker) ignores SIGINT, and
+    children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def spawn(argv: list[str], **options) -> subprocess.Popen:
+    """Start ``argv`` with SIGINT at its default, and remember it so the run stops it at the latest."""
+    process = subprocess.Popen(argv, preexec_fn=default_sigint, **options)
+    started.add(process)
+    return process
+
+
+def stop_started() -> None:
+    """Kill whatever a test started and left running (its whole process group when it leads one)."""
+    for process in list(started):
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(process.pid) == process.pid:
+                    os.killpg(process.pid, signal.SIGKILL)
+                else:
+                    process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        started.discard(process)
+
+
 def start_task(*args: str, url: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a serving task (dev, prod, scenario.serve) in its own process group; return it once ``url`` answers."""
-    process = subprocess.Popen(
+    process = spawn(
         [sys.executable, "-m", "invoke", *args],
         cwd=cwd,
         env=task_env(env),
@@ -168,9 +199,7 @@ def gunicorn(env: dict[str, str], app: str = "wsgi:app", workers: int = 1, threa
         "PYTHONPATH": str(ROOT),
     }
     command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL
-    )
+    process = spawn(command, cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL)
     server = Gunicorn(process, f"http://127.0.0.1:{port}")
     try:
         wait_until_serving(server.url, process)

@@ -11,7 +11,7 @@ from devtools import prod as production
 from devtools.databases import admin_cursor, connect, drop_database, owner_mark
 from devtools.errors import DatabaseError
 from project.configuration import ConfigError, load_config
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, config_for, request
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, config_for, request, spawn
 
 
 def production_config(**environ):
@@ -38,7 +38,7 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         assert plan.env["POSTGRES_USER"] == "app" and plan.env["DATABASE_ROLE"] == "app"
         assert "POSTGRES_MIGRATION_PASSWORD" not in plan.env and "POSTGRES_PASSFILE" not in plan.env
         assert any("'prodsim' created and migrated" in m for m in plan.messages)
-        process = subprocess.Popen(plan.command, env=plan.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = spawn(plan.command, env=plan.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             from tests.helpers import wait_until_serving
 

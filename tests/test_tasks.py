@@ -115,11 +115,50 @@ def test_reset_without_a_terminal_asks_for_yes(server_env):
     assert result.returncode == 2 and "Pass --yes" in result.stderr
 
 
+def test_reset_names_the_server_and_the_shell_overrides(server_env):
+    result = inv("db.reset", env=server_env)
+    where = f"on {server_env['POSTGRES_HOST']}:{server_env['POSTGRES_PORT']} (config 'development'; shell overrides:"
+    assert where in result.stderr
+    assert "POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_DB" in result.stderr
+
+
+def test_reset_refuses_a_production_database_reached_through_shell_overrides(server_env, postgresql_server):
+    from devtools.databases import create_database
+
+    server_env = {**server_env, "POSTGRES_DB": "prod_data"}
+    with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
+        create_database(cur, "prod_data", mark=owner_mark("production"))
+    result = inv("db.reset", "--yes", env=server_env)
+    assert result.returncode == 2
+    assert "Refusing to drop database 'prod_data': it was created under the 'production' config" in result.stderr
+    with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
+        cur.execute("SELECT datallowconn FROM pg_database WHERE datname = 'prod_data'")
+        assert cur.fetchone() == (True,)
+
+
 def test_reset_with_yes_rebuilds(server_env):
     assert inv("db.init", env=server_env).returncode == 0
     result = inv("db.reset", "--yes", env=server_env)
     assert result.returncode == 0, result.stderr
     assert "created and migrated" in result.stdout
+
+
+def test_config_show_masks_secret_names_whatever_their_source():
+    env = {"POSTGRES_PASSWORD": "from-the-shell-123", "APPLICATION_CONFIG": "development"}
+    result = inv("config.show", env=env)
+    assert result.returncode == 0
+    assert "from-the-shell-123" not in result.stdout
+    assert "development-only-not-a-secret" not in result.stdout  # SECRET_KEY, a literal in the file
+    line = next(line for line in result.stdout.splitlines() if "POSTGRES_PASSWORD " in line)
+    assert "********" in line and "environment" in line
+
+
+@pytest.mark.parametrize("port", ["²", "1" * 5000, "-1", "65536", "80a"])
+def test_a_port_that_is_not_ascii_digits_in_range_is_one_sentence(port):
+    result = inv("dev", "--port", port)
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: --port must be a whole number from 1 to 65535")
+    assert "Traceback" not in result.stderr and len(result.stderr) < 300
 
 
 def test_config_show_masks_secrets():
