@@ -3,10 +3,10 @@
 ``gunicorn -c gunicorn.conf.py wsgi:app``; used by ``inv prod`` and the production image.
 """
 
-import multiprocessing
 import sys
 
 from project.configuration import ConfigError, load_config
+from project.cpus import available_cpus
 
 try:
     _config = load_config()
@@ -15,8 +15,9 @@ except ConfigError as exc:
     sys.exit(2)
 
 bind = _config.get("GUNICORN_BIND", "127.0.0.1:8000")
-# 0 means "size for this machine": the usual 2 x cores + 1 sync workers.
-workers = int(_config.get("GUNICORN_WORKERS", "0")) or multiprocessing.cpu_count() * 2 + 1
+# 0 means "size for the CPUs this process may use" (its affinity and its container's CPU quota, not the host's
+# count): the usual 2 x CPUs + 1 sync workers.
+workers = int(_config.get("GUNICORN_WORKERS", "0")) or available_cpus() * 2 + 1
 threads = int(_config.get("GUNICORN_THREADS", "1"))
 timeout = int(_config.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(_config.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))

@@ -83,6 +83,8 @@ def db_status(c, config=None):
     print(f"Data directory: {cluster.base_dir / 'data'} ({where})")
     points = "the local cluster" if targets.resolve(config, cluster).cluster else "another server"
     print(f"Config '{config.name}': database '{config['POSTGRES_DB']}' on {points}")
+    print(f"PostgreSQL: {cluster.version()} ({cluster.bindir}); declared: {config.get('POSTGRES_MAJOR_VERSION', '-')}")
+    say(cluster.version_note())
 
 
 @task

@@ -38,7 +38,11 @@ def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: 
     unless POSTGRES_MIGRATION_PASSWORD is set, and gunicorn never sees it.
     """
     cluster = cluster or local_cluster()
-    local = config.replace(POSTGRES_HOST=cluster.host, POSTGRES_PORT=str(cluster.port), GUNICORN_BIND=f"{host}:{port}")
+    # Nothing sits in front of gunicorn here, so no X-Forwarded-* header is trusted: a client must not choose the
+    # address that is logged (production's PROXY_FIX_X_FOR counts the load balancer in front of it).
+    local = config.replace(
+        POSTGRES_HOST=cluster.host, POSTGRES_PORT=str(cluster.port), GUNICORN_BIND=f"{host}:{port}", PROXY_FIX_X_FOR="0"
+    )
     if not local.get("POSTGRES_MIGRATION_PASSWORD"):
         local = local.replace(POSTGRES_MIGRATION_PASSWORD=secrets.token_urlsafe(32))
     found = deploy_checks.problems(local, config)

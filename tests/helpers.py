@@ -74,9 +74,9 @@ def production_env(cluster, dbname: str, **extra: str) -> dict[str, str]:
     }
 
 
-def request(url: str, method: str = "GET", body: bytes | None = None, timeout: float = 10.0):
+def request(url: str, method: str = "GET", body: bytes | None = None, timeout: float = 10.0, headers=None):
     """Return (status, body bytes) for one HTTP request; HTTP errors are answers, not exceptions."""
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
     req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:

@@ -153,3 +153,19 @@ def test_commits_in_one_test_are_not_seen_by_the_next_part_one(client):
 
 def test_commits_in_one_test_are_not_seen_by_the_next_part_two(client):
     assert client.get("/users").json["total"] == 0
+
+
+def test_a_body_nested_200000_deep_is_a_400_naming_the_problem(client):
+    response = client.post("/users", data="[" * 200_000, content_type="application/json")
+    assert response.status_code == 400 and "nested too deeply" in response.json["message"]
+
+
+def test_a_page_number_of_5000_digits_is_a_400_naming_the_field(client):
+    response = client.get("/users", query_string={"page": "9" * 5000})
+    assert response.status_code == 400 and response.json["fields"] == {"page": "must be a whole number from 1 up."}
+
+
+def test_an_email_that_grows_past_the_limit_when_lower_cased_is_a_400(client):
+    email = "İ" * 200 + "@example.com"  # 212 characters as sent, 412 once lower-cased
+    response = client.post("/users", json={"email": email, "name": "N"})
+    assert response.status_code == 400 and response.json["fields"]["email"] == "must be at most 254 characters."

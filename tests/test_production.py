@@ -26,7 +26,7 @@ def test_prepare_refuses_a_weak_secret(postgresql_server):
         production.prepare(config, cluster=postgresql_server.cluster)
 
 
-def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_server):
+def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_server, tmp_path):
     from devtools.cluster import free_port
 
     port = free_port()
@@ -38,12 +38,15 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         assert plan.env["POSTGRES_USER"] == "app" and plan.env["DATABASE_ROLE"] == "app"
         assert "POSTGRES_MIGRATION_PASSWORD" not in plan.env and "POSTGRES_PASSFILE" not in plan.env
         assert any("'prodsim' created and migrated" in m for m in plan.messages)
-        process = spawn(plan.command, env=plan.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert plan.env["PROXY_FIX_X_FOR"] == "0"  # nothing sits in front of it
+        log = tmp_path / "gunicorn.log"
+        with log.open("wb") as out:
+            process = spawn(plan.command, env=plan.env, stdout=out, stderr=subprocess.STDOUT)
         try:
             from tests.helpers import wait_until_serving
 
             wait_until_serving(f"http://127.0.0.1:{port}", process)
-            status, body = request(f"http://127.0.0.1:{port}/users")
+            status, body = request(f"http://127.0.0.1:{port}/users", headers={"X-Forwarded-For": "6.6.6.6"})
             assert status == 200 and json.loads(body)["users"] == []
             with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
                 cur.execute(
@@ -56,6 +59,8 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         finally:
             process.terminate()
             process.wait(timeout=30)
+        access = [line for line in log.read_text().splitlines() if "GET /users" in line]
+        assert access and "6.6.6.6" not in "\n".join(access) and access[0].startswith("127.0.0.1 ")
     finally:
         # A database marked as production's is never dropped, not even here; the run's server goes with the run.
         with admin_cursor(config_for(postgresql_server, "postgres")) as cur, pytest.raises(DatabaseError):

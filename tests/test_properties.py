@@ -78,6 +78,33 @@ def test_post_users_never_answers_500_for_raw_bytes(client, raw, content_type):
     assert response.is_json
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(min_value=1, max_value=300_000), opener=st.sampled_from(["[", '{"a":']))
+def test_post_users_answers_4xx_for_any_nesting_depth(client, depth, opener):
+    response = client.post("/users", data=opener * depth, content_type="application/json")
+    assert response.status_code in (400, 413) and response.is_json  # 413 past MAX_CONTENT_LENGTH
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    local=st.text(alphabet="İıßﬃAaẞǅΣ", min_size=1, max_size=260),
+    domain=st.sampled_from(["example.com", "EXAMPLE.COM", "İ.com"]),
+)
+def test_emails_that_grow_when_lower_cased_are_measured_as_stored(client, local, domain):
+    email = f"{local}@{domain}"
+    response = client.post("/users", json={"email": email, "name": "N"})
+    assert response.status_code in (201, 400, 409), response.json
+    if response.status_code == 201:
+        assert len(response.json["email"]) <= 254
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page=st.text(max_size=12) | st.integers(min_value=0).map(str) | st.just("9" * 5000))
+def test_list_users_answers_400_for_huge_or_odd_numbers(client, page):
+    response = client.get("/users", query_string={"page": page})
+    assert response.status_code in (200, 400) and response.is_json
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(page=st.text(max_size=12), per_page=st.text(max_size=12))
 def test_list_users_never_answers_500(client, page, per_page):

@@ -292,6 +292,7 @@ def test_db_status_says_where_the_config_points(server_env):
     assert result.returncode == 0
     assert "Config 'development': database 'cli_db' on another server" in result.stdout
     assert "Local cluster:" in result.stdout and "Data directory:" in result.stdout
+    assert "; declared: 15" in result.stdout and "PostgreSQL: 15 (" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,10 @@ def create_user():
     """Create a user from a JSON body with an email and a name."""
     if not request.is_json:
         return error_response(415, "Send the user as JSON with the header 'Content-Type: application/json'.")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        return error_response(400, "The request body is nested too deeply to be a user.")
     if data is None:
         return error_response(400, "The request body is not valid JSON.")
     if not isinstance(data, dict):
@@ -55,7 +58,7 @@ def create_user():
     fields = validate_user(data)
     if fields:
         return error_response(400, "The user is not valid.", fields)
-    user = User(email=data["email"].strip().lower(), name=data["name"].strip())
+    user = User(email=normal_email(data["email"]), name=data["name"].strip())
     db.session.add(user)
     try:
         db.session.commit()
@@ -85,7 +88,8 @@ def validate_user(data: dict) -> dict[str, str]:
         errors["email"] = "is required."
     elif not isinstance(email, str):
         errors["email"] = "must be a string."
-    elif len(email.strip()) > EMAIL_MAX_LENGTH:
+    elif len(normal_email(email)) > EMAIL_MAX_LENGTH:
+        # Measured as stored: lower-casing can lengthen a string ('İ' becomes two characters).
         errors["email"] = f"must be at most {EMAIL_MAX_LENGTH} characters."
     elif not EMAIL_PATTERN.match(email.strip()) or not _storable(email):
         errors["email"] = "is not an email address."
@@ -100,6 +104,11 @@ def validate_user(data: dict) -> dict[str, str]:
     elif not _storable(name):
         errors["name"] = "must be text without NUL characters or lone surrogates."
     return errors
+
+
+def normal_email(email: str) -> str:
+    """Return ``email`` as it is stored: trimmed and lower-cased."""
+    return email.strip().lower()
 
 
 def _storable(text: str) -> bool:
@@ -117,7 +126,7 @@ def _positive_int(name: str, default: int, errors: dict[str, str]) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
+    if len(raw) > 9 or not raw.isascii() or not raw.isdigit() or int(raw) < 1:
         errors[name] = "must be a whole number from 1 up."
         return default
     return int(raw)
