@@ -170,7 +170,7 @@ class Renamer:
         db, new_db = re.escape(old_database), new_database
         value = r'",\s*"value":\s*"'
         self.database_rules = [
-            (re.compile(rf"(?<![\w-]){db}_(dev|test)(?![a-z0-9])"), rf"{new_db}_\1"),
+            (re.compile(rf"(?<!\w){db}_(dev|test)(?![a-z0-9])"), rf"{new_db}_\1"),
             (
                 re.compile(rf'(POSTGRES_(?:DB|USER)(?:{value}|:-|"\]\s*==\s*"|=)){db}(?![\w-])'),
                 rf"\g<1>{new_db}",
@@ -256,8 +256,8 @@ def create(
 ) -> Created:
     """Create a new project in ``dest`` from the project at ``root``; return what was created."""
     dest = Path(dest).expanduser().absolute()
-    old_package = current_package(root)
     files = tracked_files(root)
+    old_package = current_package(root)
     reserved = {p.split("/")[0].removesuffix(".py") for p in files} - {old_package}
     names = choose_names(dest, old_package, reserved, package, title, database)
     check_destination(root, dest)
