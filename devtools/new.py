@@ -1,7 +1,7 @@
 """Start a new project from this one (``inv new DEST --package NAME``).
 
 The new project gets the files git tracks, the package renamed wherever it is referred to as a package or a
-path, databases (and the production role, image and secret paths) named after it, a fresh changelog and a
+path, databases (and the production image and secret paths) named after it, a fresh changelog and a
 fresh git repository with one commit. Prose keeps the English word: only these count as references to the
 package, and only they are renamed:
 
@@ -172,7 +172,7 @@ class Renamer:
         self.database_rules = [
             (re.compile(rf"(?<!\w){db}_(dev|test)(?![a-z0-9])"), rf"{new_db}_\1"),
             (
-                re.compile(rf'(POSTGRES_(?:DB|USER)(?:{value}|:-|"\]\s*==\s*"|=)){db}(?![\w-])'),
+                re.compile(rf'(POSTGRES_DB(?:{value}|:-|"\]\s*==\s*"|=)){db}(?![\w-])'),
                 rf"\g<1>{new_db}",
             ),
             (re.compile(rf"(Database '){db}(')"), rf"\g<1>{new_db}\2"),
@@ -229,7 +229,7 @@ class Renamer:
         return "".join(lines)
 
     def databases(self, text: str) -> str:
-        """Rename the database names (and the production role, secret path and image built from the project)."""
+        """Rename the database names (and the production secret paths and the image built from the project)."""
         for pattern, replacement in self.database_rules:
             text = pattern.sub(replacement, text)
         return text

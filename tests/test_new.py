@@ -118,7 +118,7 @@ def test_a_layout_listing_keeps_its_column(renamer):
     assert renamed[0].index("the") == renamed[1].index("the") and renamed[0].startswith("shop/ ")
 
 
-def test_database_names_role_secret_path_and_image_follow_the_new_base(renamer):
+def test_database_names_secret_paths_and_image_follow_the_new_base_but_roles_stay(renamer):
     text = (
         '{"name": "POSTGRES_DB", "value": "stock_dev"}, {"name": "POSTGRES_DB", "value": "stock"}\n'
         '{"name": "POSTGRES_USER", "value": "stock"}, "secret:stock/production/SECRET_KEY"\n'
@@ -128,7 +128,7 @@ def test_database_names_role_secret_path_and_image_follow_the_new_base(renamer):
     )
     assert renamer.file("config/x.json", text) == (
         '{"name": "POSTGRES_DB", "value": "shop_dev"}, {"name": "POSTGRES_DB", "value": "shop"}\n'
-        '{"name": "POSTGRES_USER", "value": "shop"}, "secret:shop/production/SECRET_KEY"\n'
+        '{"name": "POSTGRES_USER", "value": "stock"}, "secret:shop/production/SECRET_KEY"\n'
         "POSTGRES_DB: ${POSTGRES_DB:-shop} ${POSTGRES_DB:-shop_dev} image: shop:production\n"
         "Database 'shop' shop_test_scenario_users\n"
         "stock prices in stock/, proc stock-production, POSTGRES_USER: postgres\n"
