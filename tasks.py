@@ -60,7 +60,7 @@ def dev(c, host="127.0.0.1", port="5000", config=None):
     }
 )
 def new(c, dest, package=None, name=None, database=None):
-    """Start a new project in DEST from this one, with your package and database names."""
+    """Start your own project in DEST from this one."""
     from devtools import new as generator
 
     created = generator.create(ROOT, Path(dest), package=package, title=name, database=database)

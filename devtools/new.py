@@ -6,8 +6,8 @@ fresh git repository with one commit. Prose keeps the English word: only these c
 package, and only they are renamed:
 
 - in Python code, the name itself (``import project``, ``from project.app import ...``);
-- anywhere, a module path (``project.configuration``), a path (``project/``) and the name quoted on its own
-  (``"project"``, ``'project'``, ```project```);
+- anywhere, a module path (``project.configuration``), a path (``project/``), the name quoted on its own
+  (``"project"``, ``'project'``, ```project```) and an import written out (``from project import ...``);
 - in a Dockerfile or ``.dockerignore``, the word outside comments (``RUN python -m compileall -q project``).
 
 Why not copier: it renders Jinja templates, so this repository's own files would have to become templates
@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tokenize
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,15 +264,32 @@ def create(
     check_destination(root, dest)
     renamer = Renamer(old_package, names.package, current_database(root), names.database)
     commit = _git(root, "rev-parse", "--short", "HEAD").strip()
+    existed = dest.is_dir()
     dest.mkdir(parents=True, exist_ok=True)
-    for relative in files:
-        _copy(root / relative, dest / renamer.path(relative), relative, renamer, names)
-    (dest / "CHANGELOG.md").write_text(CHANGELOG.format(name=names.title, commit=commit), encoding="utf-8")
-    notes = _tidy(dest)
-    _git(dest, "init", "-q", "-b", "main")
-    _git(dest, "add", "-A")
-    _git(dest, "commit", "-q", "-m", f"Start {names.title} from the Flask + PostgreSQL project setup ({commit})")
+    try:
+        for relative in files:
+            _copy(root / relative, dest / renamer.path(relative), relative, renamer, names)
+        (dest / "CHANGELOG.md").write_text(CHANGELOG.format(name=names.title, commit=commit), encoding="utf-8")
+        notes = _tidy(dest)
+        _git(dest, "init", "-q", "-b", "main")
+        _git(dest, "add", "-A")
+        _git(dest, "commit", "-q", "-m", f"Start {names.title} from the Flask + PostgreSQL project setup ({commit})")
+    except BaseException:
+        # Leave DEST as it was, so that running the command again after a fix just works.
+        _empty(dest, remove=not existed)
+        raise
     return Created(dest, names, _git(dest, "rev-parse", "--short", "HEAD").strip(), notes)
+
+
+def _empty(dest: Path, remove: bool) -> None:
+    if remove:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for child in dest.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _copy(source: Path, target: Path, relative: str, renamer: Renamer, names: Names) -> None:
@@ -305,8 +323,13 @@ def _tidy(dest: Path) -> list[str]:
     return [f"{path}:{number} is now longer than the line limit; wrap it." for path, number in long_lines(dest)]
 
 
-def long_lines(dest: Path, limit: int = 120) -> list[tuple[str, int]]:
-    """Return (path, line number) of each Python line in ``dest`` longer than ``limit`` characters."""
+def long_lines(dest: Path) -> list[tuple[str, int]]:
+    """Return (path, line number) of each Python line in ``dest`` longer than its ruff line-length."""
+    try:
+        with (dest / "pyproject.toml").open("rb") as file:
+            limit = tomllib.load(file)["tool"]["ruff"]["line-length"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        limit = 88  # ruff's default
     found = []
     for path in sorted(dest.rglob("*.py")):
         relative = path.relative_to(dest).as_posix()

@@ -193,11 +193,33 @@ def test_only_a_git_checkout_can_be_copied(tmp_path):
 
 
 def test_a_long_package_name_is_reported_where_lines_get_too_long(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n" + "y" * 121 + "\n")
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n" + "y" * 101 + "\n" + "y" * 100 + "\n")
     (tmp_path / "migrations").mkdir()
     (tmp_path / "migrations" / "b.py").write_text("z" * 200 + "\n")
     assert new.long_lines(tmp_path) == [("pkg/a.py", 2)]
+
+
+def test_without_ruff_the_imports_are_left_to_sort_by_hand(tmp_path, monkeypatch):
+    monkeypatch.setattr(new.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(new.shutil, "which", lambda name: None)
+    assert new._tidy(tmp_path) == [
+        "ruff is not installed: run `ruff check --select I --fix . && ruff format .` there before linting."
+    ]
+
+
+def test_a_failure_half_way_leaves_the_destination_as_it_was(tmp_path, monkeypatch):
+    def fail(dest):
+        assert (dest / PACKAGE / "app.py").is_file()
+        raise NewProjectError("ruff failed")
+
+    monkeypatch.setattr(new, "_tidy", fail)
+    (tmp_path / "empty").mkdir()
+    for dest in (tmp_path / "empty", tmp_path / "new"):
+        with pytest.raises(NewProjectError, match="ruff failed"):
+            new.create(ROOT, dest, package=PACKAGE)
+    assert list((tmp_path / "empty").iterdir()) == [] and not (tmp_path / "new").exists()
 
 
 def test_inv_new_refuses_a_taken_destination_in_one_sentence(tmp_path):
