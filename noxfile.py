@@ -32,8 +32,9 @@ def pinned(*names: str) -> list[str]:
 
 
 def install_testing(session: nox.Session) -> None:
-    # invoke too: the suite runs the tasks as users type them.
-    session.install("-r", "requirements/testing.txt", *pinned("invoke"), env=INSTALL_ENV)
+    # invoke too: the suite runs the tasks as users type them; nox, uv and ruff: `inv new` tidies a new project
+    # with ruff and the suite runs `nox -s lint` there.
+    session.install("-r", "requirements/testing.txt", *pinned("invoke", "nox", "uv", "ruff"), env=INSTALL_ENV)
 
 
 @nox.session

@@ -51,6 +51,28 @@ def dev(c, host="127.0.0.1", port="5000", config=None):
     _flask_run(c, target.config, host, port, debug=as_bool(target.config.get("FLASK_DEBUG", "false")))
 
 
+@task(
+    help={
+        "dest": "Directory to create (new or empty, outside this project)",
+        "package": "Python package name (default: DEST's name)",
+        "name": "Project name, the README's title (default: from the package)",
+        "database": "Base of the database names: BASE_dev, BASE_test, BASE (default: the package)",
+    }
+)
+def new(c, dest, package=None, name=None, database=None):
+    """Start your own project in DEST from this one."""
+    from devtools import new as generator
+
+    created = generator.create(ROOT, Path(dest), package=package, title=name, database=database)
+    names = created.names
+    databases = ", ".join(names.databases)
+    print(f"Created {names.title} in {created.dest}: package '{names.package}', databases {databases}.")
+    print(f"Its git repository has one commit ({created.commit}).")
+    for note in created.notes:
+        print(f"Check: {note}")
+    print(f"Next: cd {shlex.quote(str(created.dest))}, then follow its README's Quickstart.")
+
+
 # -- db -----------------------------------------------------------------------------------------
 
 
@@ -364,6 +386,7 @@ def compose_run(c, service, command, config=None):
 
 
 ns = Collection(dev, prod)
+ns.add_task(new)
 ns.add_collection(
     Collection(
         "db",

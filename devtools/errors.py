@@ -5,7 +5,15 @@ from __future__ import annotations
 from project.configuration import ConfigError
 from project.errors import UserError
 
-__all__ = ["ClusterError", "ComposeError", "ConfigError", "DatabaseError", "ScenarioError", "UserError"]
+__all__ = [
+    "ClusterError",
+    "ComposeError",
+    "ConfigError",
+    "DatabaseError",
+    "NewProjectError",
+    "ScenarioError",
+    "UserError",
+]
 
 
 class ClusterError(UserError):
@@ -22,3 +30,7 @@ class ScenarioError(UserError):
 
 class ComposeError(UserError):
     """Docker or its compose client is missing, or a stack has no compose file."""
+
+
+class NewProjectError(UserError):
+    """A new project cannot be created: a name is invalid, the destination is taken, or git failed."""

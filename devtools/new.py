@@ -1,0 +1,349 @@
+"""Start a new project from this one (``inv new DEST --package NAME``).
+
+The new project gets the files git tracks, the package renamed wherever it is referred to as a package or a
+path, databases (and the production image and secret paths) named after it, a fresh changelog and a
+fresh git repository with one commit. Prose keeps the English word: only these count as references to the
+package, and only they are renamed:
+
+- in Python code, the name itself (``import project``, ``from project.app import ...``);
+- anywhere, a module path (``project.configuration``), a path (``project/``), the name quoted on its own
+  (``"project"``, ``'project'``, ```project```) and an import written out (``from project import ...``);
+- in a Dockerfile or ``.dockerignore``, the word outside comments (``RUN python -m compileall -q project``).
+
+Why not copier: it renders Jinja templates, so this repository's own files would have to become templates
+(``{{ package }}/``, ``from {{ package }} import ...``) that cannot run or be tested as they stand. Renaming
+a working project keeps this one runnable and proves the copy with its own tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import io
+import keyword
+import re
+import shutil
+import subprocess
+import sys
+import tokenize
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devtools.errors import NewProjectError
+from project.configuration import load_config
+
+# A lowercase identifier that starts with a letter: a PEP 8 package name that is also a valid Docker image
+# name and a PostgreSQL identifier that needs no quoting.
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+# Room for the suffixes the tooling adds (``_scenario_<name>_template``) within PostgreSQL's 63 bytes.
+MAX_DATABASE_LENGTH = 30
+CHANGELOG = """# Changelog
+
+All notable changes to this project are documented here, in the
+[Keep a Changelog](https://keepachangelog.com/en/1.1.0/) format.
+
+## [Unreleased]
+
+### Added
+- {name}, started from the Flask + PostgreSQL project setup at commit {commit}.
+"""
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the new project is called: its package, its title and the base of its database names."""
+
+    package: str
+    title: str
+    database: str
+
+    @property
+    def databases(self) -> tuple[str, str, str]:
+        """The development, testing and production database names."""
+        return f"{self.database}_dev", f"{self.database}_test", self.database
+
+
+@dataclass
+class Created:
+    """The outcome of :func:`create`: where the project is, what it is called, its commit, and what to check."""
+
+    dest: Path
+    names: Names
+    commit: str
+    notes: list[str] = field(default_factory=list)
+
+
+def current_package(root: Path) -> str:
+    """Return the name of the package ``wsgi.py`` builds the app from: the package to rename."""
+    path = root / "wsgi.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError) as exc:
+        raise NewProjectError(f"{path} cannot be read as Python ({exc}); it names the package to rename.") from None
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            return node.module.split(".")[0]
+    raise NewProjectError(f"{path} imports no package; it should build the app with `from PACKAGE import ...`.")
+
+
+def current_database(root: Path) -> str:
+    """Return the production database's name, the base of the other configs' database names."""
+    config = load_config("production", environ={}, config_dir=root / "config", require_secrets=False)
+    return config["POSTGRES_DB"]
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Return the paths git tracks under ``root`` that exist in its working tree."""
+    try:
+        result = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise NewProjectError("git is not installed; `inv new` copies the files git tracks.") from None
+    if result.returncode != 0:
+        raise NewProjectError(f"{root} is not a git checkout; `inv new` copies the files git tracks.")
+    return [p for p in result.stdout.split("\0") if p and (root / p).is_file()]
+
+
+def choose_names(
+    dest: Path,
+    current: str,
+    reserved: set[str],
+    package: str | None = None,
+    title: str | None = None,
+    database: str | None = None,
+) -> Names:
+    """Return the new project's names (defaults derived from DEST), or raise NewProjectError naming the bad one."""
+    if package is None:
+        package = dest.name.replace("-", "_").lower()
+        where = f"The package name '{package}' (from DEST {dest.name!r})"
+        hint, fix = "; pass --package NAME", "pass --package with another name"
+    else:
+        where, hint, fix = f"--package '{package}'", "", "choose another name"
+    _check_name(where, package, hint)
+    if keyword.iskeyword(package) or keyword.issoftkeyword(package):
+        raise NewProjectError(f"{where} is a Python keyword; {fix}.")
+    if package in reserved:
+        raise NewProjectError(f"{where} is already a top-level name in the project; {fix}.")
+    if package != current and (package in sys.stdlib_module_names or importlib.util.find_spec(package)):
+        raise NewProjectError(f"{where} would shadow the installed module '{package}'; {fix}.")
+    database = package if database is None else database
+    _check_name(f"--database '{database}'", database, "")
+    if len(database) > MAX_DATABASE_LENGTH:
+        raise NewProjectError(f"--database '{database}' is longer than {MAX_DATABASE_LENGTH} characters.")
+    title = package.replace("_", " ").capitalize() if title is None else " ".join(title.split())
+    if not title:
+        raise NewProjectError("--name must not be empty; it becomes the README's title.")
+    return Names(package, title, database)
+
+
+def _check_name(where: str, name: str, hint: str) -> None:
+    if not _NAME.match(name):
+        raise NewProjectError(
+            f"{where} must be a lowercase Python identifier: a letter, then letters, digits or underscores "
+            f"(for example 'shop'){hint}."
+        )
+
+
+def check_destination(root: Path, dest: Path) -> None:
+    """Raise NewProjectError unless ``dest`` is a new or empty directory outside the project."""
+    if dest.resolve().is_relative_to(root.resolve()):
+        raise NewProjectError(f"{dest} is inside this project; choose a directory outside it (e.g. ../shop).")
+    if dest.exists() and not dest.is_dir():
+        raise NewProjectError(f"{dest} exists and is not a directory; choose a new directory.")
+    if dest.is_dir() and any(dest.iterdir()):
+        raise NewProjectError(f"{dest} exists and is not empty; choose a new or empty directory.")
+
+
+class Renamer:
+    """Rename the package's references and the database names in one file's text, leaving prose alone."""
+
+    def __init__(self, old_package: str, new_package: str, old_database: str, new_database: str):
+        self.old_package = old_package
+        self.new_package = new_package
+        old, new = re.escape(old_package), new_package
+        self.package_rules = [
+            (re.compile(rf"(?<![\w.-]){old}(?=\.[A-Za-z_])"), new),  # module path
+            (re.compile(rf"(?<![\w./-]){old}/( {{2,}})?"), self._path),  # path (not inside a URL), column kept
+            (re.compile(rf"([\"'`]){old}\1"), rf"\g<1>{new}\g<1>"),  # quoted on its own
+            (re.compile(rf"(\b(?:from|import)\s+){old}\b"), rf"\g<1>{new}"),  # code quoted in text
+        ]
+        self.word = re.compile(rf"(?<![\w.-]){old}(?![\w-])")
+        db, new_db = re.escape(old_database), new_database
+        value = r'",\s*"value":\s*"'
+        self.database_rules = [
+            (re.compile(rf"(?<!\w){db}_(dev|test)(?![a-z0-9])"), rf"{new_db}_\1"),
+            (
+                re.compile(rf'(POSTGRES_DB(?:{value}|:-|"\]\s*==\s*"|=)){db}(?![\w-])'),
+                rf"\g<1>{new_db}",
+            ),
+            (re.compile(rf"(Database '){db}(')"), rf"\g<1>{new_db}\2"),
+            (re.compile(rf"(secret:){db}/"), rf"\g<1>{new_db}/"),
+            (re.compile(rf"(\bimage:\s*)(?:{db}|{old}):"), rf"\g<1>{new}:"),
+        ]
+        if old_package == new_package:
+            self.package_rules = []
+        if old_database == new_database:
+            self.database_rules = self.database_rules[-1:] if old_package != new_package else []
+
+    def _path(self, match: re.Match) -> str:
+        """Rename a path; when spaces align a column after it (a layout listing), keep the column."""
+        padding = match.group(1) or ""
+        if padding:
+            padding = " " * max(2, len(padding) + len(self.old_package) - len(self.new_package))
+        return f"{self.new_package}/{padding}"
+
+    def prose(self, text: str) -> str:
+        """Rename module paths, paths and quoted names in free text (docs, configs, comments, strings)."""
+        for pattern, replacement in self.package_rules:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def python(self, source: str) -> str:
+        """Rename the package in Python code (every use of the name) and in its strings and comments."""
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        except (tokenize.TokenError, SyntaxError):
+            return self.prose(source)
+        starts = [0]
+        for line in source.splitlines(keepends=True):
+            starts.append(starts[-1] + len(line))
+        edits = []
+        for tok in tokens:
+            if tok.type == tokenize.NAME and tok.string == self.old_package:
+                edits.append((tok.start, tok.end, self.new_package))
+            elif tok.type in (tokenize.STRING, tokenize.COMMENT) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+                renamed = self.prose(tok.string)
+                if renamed != tok.string:
+                    edits.append((tok.start, tok.end, renamed))
+        for (row, col), (end_row, end_col), text in reversed(edits):
+            start, end = starts[row - 1] + col, starts[end_row - 1] + end_col
+            source = source[:start] + text + source[end:]
+        return source
+
+    def docker(self, text: str) -> str:
+        """Rename the package in a Dockerfile or .dockerignore: outside comments the bare word is a path too."""
+        lines = []
+        for line in self.prose(text).splitlines(keepends=True):
+            if self.package_rules and not line.lstrip().startswith("#"):
+                line = self.word.sub(self.new_package, line)
+            lines.append(line)
+        return "".join(lines)
+
+    def databases(self, text: str) -> str:
+        """Rename the database names (and the production secret paths and the image built from the project)."""
+        for pattern, replacement in self.database_rules:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def file(self, path: str, text: str) -> str:
+        """Return ``text``, the content of the file at relative ``path``, with every rename applied."""
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith(".py"):
+            text = self.python(text)
+        elif name in ("Dockerfile", ".dockerignore") or name.endswith(".dockerfile"):
+            text = self.docker(text)
+        else:
+            text = self.prose(text)
+        return self.databases(text)
+
+    def path(self, path: str) -> str:
+        """Return the relative ``path`` with the package directory renamed."""
+        head, sep, rest = path.partition("/")
+        return f"{self.new_package}/{rest}" if sep and head == self.old_package else path
+
+
+def create(
+    root: Path, dest: Path, package: str | None = None, title: str | None = None, database: str | None = None
+) -> Created:
+    """Create a new project in ``dest`` from the project at ``root``; return what was created."""
+    dest = Path(dest).expanduser().absolute()
+    files = tracked_files(root)
+    old_package = current_package(root)
+    reserved = {p.split("/")[0].removesuffix(".py") for p in files} - {old_package}
+    names = choose_names(dest, old_package, reserved, package, title, database)
+    check_destination(root, dest)
+    renamer = Renamer(old_package, names.package, current_database(root), names.database)
+    commit = _git(root, "rev-parse", "--short", "HEAD").strip()
+    existed = dest.is_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        for relative in files:
+            _copy(root / relative, dest / renamer.path(relative), relative, renamer, names)
+        (dest / "CHANGELOG.md").write_text(CHANGELOG.format(name=names.title, commit=commit), encoding="utf-8")
+        notes = _tidy(dest)
+        _git(dest, "init", "-q", "-b", "main")
+        _git(dest, "add", "-A")
+        _git(dest, "commit", "-q", "-m", f"Start {names.title} from the Flask + PostgreSQL project setup ({commit})")
+    except BaseException:
+        # Leave DEST as it was, so that running the command again after a fix just works.
+        _empty(dest, remove=not existed)
+        raise
+    return Created(dest, names, _git(dest, "rev-parse", "--short", "HEAD").strip(), notes)
+
+
+def _empty(dest: Path, remove: bool) -> None:
+    if remove:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for child in dest.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _copy(source: Path, target: Path, relative: str, renamer: Renamer, names: Names) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        target.symlink_to(source.readlink())
+        return
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        shutil.copy2(source, target)  # not text: no references to rename
+        return
+    text = renamer.file(relative, text)
+    if relative == "README.md" and text.startswith("# "):
+        text = f"# {names.title}\n" + text.partition("\n")[2]
+    target.write_text(text, encoding="utf-8")
+    shutil.copymode(source, target)
+
+
+def _tidy(dest: Path) -> list[str]:
+    """Sort imports and format with ruff (a renamed package sorts elsewhere); return what is left to check."""
+    ruff = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else None
+    if ruff is None and shutil.which("ruff"):
+        ruff = [shutil.which("ruff")]
+    if ruff is None:
+        return ["ruff is not installed: run `ruff check --select I --fix . && ruff format .` there before linting."]
+    for args in (["check", "--select", "I", "--fix", "--quiet", "."], ["format", "--quiet", "."]):
+        result = subprocess.run([*ruff, *args], cwd=dest, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return [f"`ruff {' '.join(args[:-1])}` failed there: {(result.stdout + result.stderr).strip()}"]
+    return [f"{path}:{number} is now longer than the line limit; wrap it." for path, number in long_lines(dest)]
+
+
+def long_lines(dest: Path) -> list[tuple[str, int]]:
+    """Return (path, line number) of each Python line in ``dest`` longer than its ruff line-length."""
+    try:
+        with (dest / "pyproject.toml").open("rb") as file:
+            limit = tomllib.load(file)["tool"]["ruff"]["line-length"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        limit = 88  # ruff's default
+    found = []
+    for path in sorted(dest.rglob("*.py")):
+        relative = path.relative_to(dest).as_posix()
+        if relative.startswith(("migrations/", ".")):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if len(line) > limit:
+                found.append((relative, number))
+    return found
+
+
+def _git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        message = " ".join((result.stderr or result.stdout).split())
+        raise NewProjectError(f"`git {args[0]}` failed in {cwd}: {message}")
+    return result.stdout
