@@ -145,7 +145,12 @@ def _session_app(database):
     from project.extensions import db
 
     app = create_app("testing", overrides=database)
+    with app.app_context():
+        # One connection for the run's tests: each test is a transaction on it, rolled back at its end.
+        connection = db.engine.connect()
+    app.extensions["test_connection"] = connection
     yield app
+    connection.close()
     with app.app_context():
         db.engine.dispose()
 
@@ -153,7 +158,7 @@ def _session_app(database):
 @pytest.fixture
 def app(_session_app, request):
     """The app, bound to the run's database, inside a transaction rolled back after the test."""
-    with isolated(_session_app) as connection:
+    with isolated(_session_app, _session_app.extensions["test_connection"]) as connection:
         marker = request.node.get_closest_marker("scenario")
         if marker:
             from devtools import scenarios

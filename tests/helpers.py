@@ -215,18 +215,21 @@ def gunicorn(env: dict[str, str], app: str = "wsgi:app", workers: int = 1, threa
 
 
 @contextlib.contextmanager
-def isolated(app):
+def isolated(app, connection=None):
     """Run the block inside one outer transaction that is rolled back at its end.
 
     The app's engine is swapped for a connection holding that transaction, and the session joins it through
-    savepoints, so ``db.session.commit()`` in the code under test commits only a savepoint.
+    savepoints, so ``db.session.commit()`` in the code under test commits only a savepoint. Pass a
+    ``connection`` kept open across tests to save a pool checkout (and its liveness ping) per test; it is
+    left open.
     """
     from project.extensions import db
 
     with app.app_context():
         engines = db.engines
         engine = engines[None]
-        connection = engine.connect()
+        own = connection is None
+        connection = engine.connect() if own else connection
         transaction = connection.begin()
         db.session.remove()
         db.session.configure(join_transaction_mode="create_savepoint")
@@ -237,4 +240,5 @@ def isolated(app):
             db.session.remove()
             engines[None] = engine
             transaction.rollback()
-            connection.close()
+            if own:
+                connection.close()

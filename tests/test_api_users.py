@@ -169,3 +169,26 @@ def test_an_email_that_grows_past_the_limit_when_lower_cased_is_a_400(client):
     email = "İ" * 200 + "@example.com"  # 212 characters as sent, 412 once lower-cased
     response = client.post("/users", json={"email": email, "name": "N"})
     assert response.status_code == 400 and response.json["fields"]["email"] == "must be at most 254 characters."
+
+
+@pytest.mark.parametrize("path", ["/users/1", "/users?page=1", "/readyz"])
+def test_reads_go_out_without_a_transaction(database, path):
+    """On the app's own engine a read needs no BEGIN and no ROLLBACK: each query is one round trip."""
+    from sqlalchemy import event
+
+    from project import create_app
+    from project.extensions import db
+
+    app = create_app("testing", overrides=database)
+    seen = []
+    with app.app_context():
+        event.listen(
+            db.engine,
+            "before_cursor_execute",
+            lambda conn, cursor, statement, *rest: seen.append(conn.connection.dbapi_connection.autocommit),
+        )
+        try:
+            assert app.test_client().get(path).status_code in (200, 404)
+        finally:
+            db.engine.dispose()
+    assert seen and all(seen)

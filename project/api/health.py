@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.api.errors import error_response
 from project.errors import first_line
-from project.extensions import db
+from project.extensions import autocommit_reads, db
 from project.revisions import code_head, database_revision
 
 bp = Blueprint("health", __name__)
@@ -24,7 +23,7 @@ def healthz():
 def readyz():
     """Say whether the database answers and its schema is at the code's migration head."""
     try:
-        db.session.execute(text("SELECT 1"))
+        autocommit_reads()
         current = database_revision(db.session.connection())
     except SQLAlchemyError as exc:
         db.session.rollback()

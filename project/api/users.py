@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from project.api.errors import error_response
-from project.extensions import db
+from project.extensions import autocommit_reads, db
 from project.models import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, User
 
 bp = Blueprint("users", __name__, url_prefix="/users")
@@ -30,6 +30,7 @@ def list_users():
         errors["per_page"] = f"must be at most {max_per_page}."
     if errors:
         return error_response(400, "Invalid query parameters.", errors)
+    autocommit_reads()
     pagination = db.paginate(
         select(User).order_by(User.id), page=page, per_page=per_page, max_per_page=max_per_page, error_out=False
     )
@@ -72,6 +73,7 @@ def create_user():
 @bp.get("/<int:user_id>")
 def get_user(user_id: int):
     """Return one user by id."""
+    autocommit_reads()
     user = db.session.get(User, user_id) if user_id <= POSTGRES_INTEGER_MAX else None
     if user is None:
         return error_response(404, f"There is no user with id {user_id}.")
