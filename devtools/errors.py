@@ -5,7 +5,7 @@ from __future__ import annotations
 from project.configuration import ConfigError
 from project.errors import UserError
 
-__all__ = ["ClusterError", "ComposeError", "ConfigError", "DatabaseError", "ScenarioError", "UserError"]
+__all__ = ["ClusterError", "ComposeError", "ConfigError", "DatabaseError", "DeployError", "ScenarioError", "UserError"]
 
 
 class ClusterError(UserError):
@@ -22,3 +22,8 @@ class ScenarioError(UserError):
 
 class ComposeError(UserError):
     """Docker or its compose client is missing, or a stack has no compose file."""
+
+
+class DeployError(UserError):
+    """A deployment cannot be rendered or checked as asked: no image, a literal secret, a bad secret location or
+    option."""
