@@ -347,7 +347,7 @@ def deploy_render(
     execution_role=None,
     config="production",
 ):
-    """Write ECS task definitions or Kubernetes manifests from a config."""
+    """Render ECS task definitions or Kubernetes manifests."""
     from devtools import deploy
 
     documents = deploy.render(

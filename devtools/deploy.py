@@ -443,8 +443,6 @@ class Budget:
 
     def most_replicas(self) -> int:
         """Return the most replicas whose peak fits (0 when not even one does)."""
-        if self.per_replica == 0:
-            return 0
         n = 0
         while self.peak(n + 1) <= self.available and n < 100_000:
             n += 1

@@ -243,6 +243,21 @@ def test_render_task_writes_one_file_per_definition(tmp_path):
     assert json.loads(printed.stdout)["4-deployment"]["spec"]["replicas"] == 3
 
 
+def test_render_refuses_an_output_folder_it_cannot_create(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(DeployError, match="cannot create the folder"):
+        deploy.write({"web": {}}, tmp_path / "taken" / "ecs")
+
+
+def test_a_config_without_database_role_still_gives_each_process_its_role(tmp_path):
+    entries = json.loads((ROOT / "config" / "production.json").read_text())
+    (tmp_path / "production.json").write_text(json.dumps([e for e in entries if e["name"] != "DATABASE_ROLE"]))
+    config = load_config("production", environ={}, config_dir=tmp_path, require_secrets=False)
+    definitions = deploy.render(config, "ecs", IMAGE)
+    roles = {k: env_of(d["containerDefinitions"][0])["DATABASE_ROLE"] for k, d in definitions.items()}
+    assert roles == {"web": "app", "migrate": "migration"}
+
+
 # -- Kubernetes -----------------------------------------------------------------------------------
 
 
