@@ -322,6 +322,8 @@ def deploy_check(c, config="production", replicas=None, max_connections="100", r
     if found:
         raise Exit("\n".join(f"- {p}" for p in found) + f"\n{len(found)} problem(s) in the '{loaded.name}' config.", 1)
     print(f"The '{loaded.name}' config passes every deployment check.")
+    if replicas is None:
+        print("The connection budget was not checked; pass --replicas N to check it.")
 
 
 @task(

@@ -363,6 +363,12 @@ def test_deploy_check_passes_a_budget_that_fits_and_shows_the_arithmetic():
     assert "GUNICORN_WORKERS=0 means 2 x CPUs + 1" in result.stdout
 
 
+def test_deploy_check_says_when_it_did_not_check_the_budget():
+    result = run_inv("deploy.check", env=strong_env())
+    assert result.returncode == 0, result.stderr
+    assert "pass --replicas N" in result.stdout and "Connection budget:" not in result.stdout
+
+
 def test_deploy_check_fails_too_many_replicas_with_exit_1_naming_what_to_change():
     result = run_inv("deploy.check", "--replicas", "5", "--cpus", "1", env=strong_env())
     assert result.returncode == 1
