@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -71,8 +72,8 @@ def test_botocore_validator_would_catch_a_wrong_shape(register_task_definition):
 
 def test_ecs_web_gets_the_app_roles_password_and_never_the_migration_password():
     (web,) = deploy.render(production(), "ecs", IMAGE)["web"]["containerDefinitions"]
-    secrets = {s["name"]: s["valueFrom"] for s in web["secrets"]}
-    assert secrets == {"SECRET_KEY": ARN + "SECRET_KEY", "POSTGRES_PASSWORD": ARN + "POSTGRES_PASSWORD"}
+    given = {s["name"]: s["valueFrom"] for s in web["secrets"]}
+    assert given == {"SECRET_KEY": ARN + "SECRET_KEY", "POSTGRES_PASSWORD": ARN + "POSTGRES_PASSWORD"}
     assert env_of(web)["DATABASE_ROLE"] == "app"
     assert env_of(web)["APPLICATION_CONFIG"] == "production"
     plain = {k: v for k, v in production().items()}
@@ -420,9 +421,10 @@ def test_the_readmes_terraform_snippet_reads_the_raw_config_as_the_ecs_render_do
 # -- the README's roles -----------------------------------------------------------------------------
 
 
-def readme_roles_sql(suffix):
+def readme_roles_sql(suffix, password):
     """Return the README's role SQL in two parts (before and after ``\\c app``), with names made unique."""
     (block,) = re.findall(r"```sql\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    block = block.replace("PASSWORD '...'", f"PASSWORD '{password}'")
     block = re.sub(r"\bapp_owner\b", f"owner_{suffix}", block)
     block = re.sub(r"\bapp\b", f"app_{suffix}", block)
     before, after = block.split(f"\\c app_{suffix}\n")
@@ -435,15 +437,22 @@ def test_the_readmes_roles_let_the_web_role_use_rows_and_nothing_more(postgresql
     suffix = os.urandom(4).hex()
     owner, web, admin, database = f"owner_{suffix}", f"app_{suffix}", f"admin_{suffix}", f"app_{suffix}"
 
+    password = secrets.token_urlsafe(24)
+
     def connect(user, dbname):
-        conn = psycopg2.connect(host=postgresql_server.host, port=postgresql_server.port, user=user, dbname=dbname)
+        secret = {"passfile": str(postgresql_server.cluster.passfile)}
+        if user != postgresql_server.user:
+            secret = {"password": password}
+        conn = psycopg2.connect(
+            host=postgresql_server.host, port=postgresql_server.port, user=user, dbname=dbname, **secret
+        )
         conn.autocommit = True
         return contextlib.closing(conn)
 
-    before, after = readme_roles_sql(suffix)
+    before, after = readme_roles_sql(suffix, password)
     with connect(postgresql_server.user, "postgres") as superuser:
         # A managed server's admin is no superuser: it may only create roles and databases.
-        superuser.cursor().execute(f"CREATE ROLE {admin} LOGIN CREATEROLE CREATEDB")
+        superuser.cursor().execute(f"CREATE ROLE {admin} LOGIN CREATEROLE CREATEDB PASSWORD '{password}'")
     try:
         with connect(admin, "postgres") as conn:
             for statement in filter(str.strip, before.split(";")):
