@@ -198,7 +198,7 @@ def test_a_malformed_image_an_unknown_target_and_a_loopback_bind_are_refused(tmp
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory):
     """A copy of what the tasks need, so a test can run them on a config file of its own."""
-    root = tmp_path_factory.mktemp("project")
+    root = tmp_path_factory.mktemp("project-copy-") / "app"  # pyproject.toml maps its coverage to the project
     for name in ("project", "devtools", "config", "migrations"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "tasks.py", root)
