@@ -10,6 +10,7 @@ __all__ = [
     "ComposeError",
     "ConfigError",
     "DatabaseError",
+    "DeployError",
     "NewProjectError",
     "ScenarioError",
     "UserError",
@@ -34,3 +35,8 @@ class ComposeError(UserError):
 
 class NewProjectError(UserError):
     """A new project cannot be created: a name is invalid, the destination is taken, or git failed."""
+
+
+class DeployError(UserError):
+    """A deployment cannot be rendered or checked as asked: no image, a literal secret, a bad secret location or
+    option."""
