@@ -82,3 +82,23 @@ def test_sigterm_lets_in_flight_requests_finish(own_cluster):
         worker.join(timeout=30)
         assert server.process.wait(timeout=30) == 0
     assert answers and answers[0][0] == 200 and json.loads(answers[0][1]) == {"finished": True}
+
+
+def test_readyz_stays_ready_when_a_newer_release_migrated_the_schema(postgresql_server):
+    from project import create_app
+
+    config = config_for(postgresql_server, "ahead_db")
+    lifecycle.init_database(resolve(config))
+    try:
+        with admin_cursor(config, dbname="ahead_db") as cur:
+            cur.execute("UPDATE alembic_version SET version_num = 'f00dfacecafe'")  # a revision this code lacks
+        response = create_app("testing", overrides=config).test_client().get("/readyz")
+        assert response.status_code == 200
+        assert response.json == {
+            "status": "ready",
+            "revision": migrations.head_revision(),
+            "database_revision": "f00dfacecafe",
+        }
+    finally:
+        with admin_cursor(config) as cur:
+            drop_database(cur, "ahead_db", mark=owner_mark("testing"))

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from project.api.errors import error_response
 from project.errors import first_line
 from project.extensions import autocommit_reads, db
-from project.revisions import code_head, database_revision
+from project.revisions import code_head, database_revision, newer_than_code
 
 bp = Blueprint("health", __name__)
 
@@ -21,7 +21,11 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Say whether the database answers and its schema is at the code's migration head."""
+    """Say whether the database answers and its schema is at the code's migration head, or ahead of it.
+
+    A schema ahead of the code means a newer release has migrated it; with expand-then-contract migrations the
+    old code still works on it, so the old release stays ready while the new one rolls out.
+    """
     try:
         autocommit_reads()
         current = database_revision(db.session.connection())
@@ -30,6 +34,8 @@ def readyz():
         current_app.logger.warning("not ready: %s", first_line(getattr(exc, "orig", exc)))
         return error_response(503, "The database is unavailable.", headers={"Retry-After": "5"})
     head = code_revision()
+    if current != head and newer_than_code(current, current_app.extensions["migrate"].directory):
+        return {"status": "ready", "revision": head, "database_revision": current}
     if current != head:
         return error_response(
             503, f"The database schema is at revision {current or 'none'}, the code expects {head}; run the migrations."
