@@ -45,6 +45,7 @@ FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", 
 SERVER_ENVIRON = ("PATH", "TZ", "TMPDIR")
 PASSFILE = "passfile"
 SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
+INITDB_LAYOUT = 1  # bump when init() changes what a new data directory holds, so cached copies are not reused
 OWNER_FILE = "owner"
 
 
@@ -257,6 +258,7 @@ class LocalCluster:
         superuser: str = "postgres",
         settings: tuple[str, ...] = (),
         major: int | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.port = int(port)
@@ -264,6 +266,7 @@ class LocalCluster:
         self.superuser = superuser
         self.settings = settings
         self.major = major  # the declared major version (POSTGRES_MAJOR_VERSION); None takes what is found
+        self.cache_dir = cache_dir  # where initialised data directories are kept to copy instead of running initdb
         self.os_user = server_user()
         self._bindir: Path | None = None
 
@@ -369,6 +372,8 @@ class LocalCluster:
             self._check_data_version()
             return False
         self._prepare_base_dir()
+        if self.cache_dir is not None and self._restore_from_cache():
+            return True
         password = secrets.token_urlsafe(32)
         pwfile = self.base_dir / "initdb.pw"
         _write_private(pwfile, password + "\n", owner=self.os_user)
@@ -395,7 +400,52 @@ class LocalCluster:
             pwfile.unlink(missing_ok=True)
         _write_private(self.passfile, f"*:*:*:{_passfield(self.superuser)}:{_passfield(password)}\n")
         self._make_certificate()
+        if self.cache_dir is not None:
+            self._save_to_cache()
         return True
+
+    def _cache_entry(self) -> Path:
+        """Return the cache entry for this cluster: keyed by everything that shapes what initdb makes."""
+        postgres = (self.bindir / "postgres").stat()
+        key = repr(
+            (
+                str(self.bindir),
+                postgres.st_size,
+                postgres.st_mtime_ns,
+                self.version(),
+                self.superuser,
+                self.supports_tls() and shutil.which("openssl") is not None,
+                INITDB_LAYOUT,
+            )
+        )
+        return self.cache_dir / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def _restore_from_cache(self) -> bool:
+        """Copy a cached, freshly initialised data directory (and its passfile) in; return whether there was one."""
+        entry = self._cache_entry()
+        if not os.path.lexists(entry):
+            return False
+        check_private_dir(entry, {os.geteuid()})
+        subprocess.run(["cp", "-a", str(entry / "data"), str(self.data_dir)], check=True, capture_output=True)
+        _write_private(self.passfile, (entry / PASSFILE).read_text())
+        return True
+
+    def _save_to_cache(self) -> None:
+        """Keep a copy of the freshly initialised data directory for the next throwaway cluster."""
+        self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private_dir(self.cache_dir, {os.geteuid()})
+        entry = self._cache_entry()
+        if os.path.lexists(entry):
+            return
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.cache_dir))
+        try:
+            subprocess.run(["cp", "-a", str(self.data_dir), str(staging / "data")], check=True, capture_output=True)
+            _write_private(staging / PASSFILE, self.passfile.read_text())
+            staging.rename(entry)
+        except OSError:  # another run saved the same entry first
+            pass
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _check_data_version(self) -> None:
         made, runs = self.data_major(), self.version()
@@ -606,6 +656,13 @@ def throwaway_root(min_free: int = 1 << 30) -> str:
     return tempfile.gettempdir()
 
 
+def throwaway_cache() -> Path:
+    """Return where initialised data directories are cached for throwaway clusters: under the user's own cache
+    directory, which no other account can write to."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "project-postgres"
+
+
 def _process_start(pid: int) -> str | None:
     """Return process ``pid``'s start time (in clock ticks since boot), which tells a reused pid apart."""
     try:
@@ -628,7 +685,9 @@ def start_throwaway(
     """
     base_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root or throwaway_root()))
     _write_private(base_dir / OWNER_FILE, f"{os.getpid()} {_process_start(os.getpid())}\n")
-    cluster = LocalCluster(base_dir, port=free_port(), superuser=superuser, settings=settings, major=major)
+    cluster = LocalCluster(
+        base_dir, port=free_port(), superuser=superuser, settings=settings, major=major, cache_dir=throwaway_cache()
+    )
     try:
         cluster.start()
     except BaseException:

@@ -240,3 +240,35 @@ def test_what_a_test_leaves_running_is_stopped_with_its_process_group():
     stop_started()
     assert leader.poll() is not None and leader not in started
     assert group and not any(running(pid) for pid in group)
+
+
+def test_throwaway_servers_start_from_a_private_cache_of_initdb(shared_tmp, tmp_path):
+    cache = tmp_path / "cache"
+
+    def start(superuser="postgres"):
+        base = Path(tempfile.mkdtemp(prefix="project-cache-pg-", dir=shared_tmp))
+        cluster = LocalCluster(base, port=free_port(), superuser=superuser, cache_dir=cache)
+        cluster.start()
+        return cluster
+
+    first = start()
+    try:
+        entries = list(cache.iterdir())
+        assert len(entries) == 1 and stat.S_IMODE(entries[0].stat().st_mode) == 0o700
+        second = start()
+        try:
+            conn = psycopg2.connect(
+                host=second.host, port=second.port, user="postgres", dbname="postgres", passfile=second.passfile
+            )
+            conn.close()
+            assert len(list(cache.iterdir())) == 1  # reused, not made again
+        finally:
+            second.destroy()
+        other = start(superuser="admin")  # initdb would make another superuser: another entry
+        other.destroy()
+        assert len(list(cache.iterdir())) == 2
+        entries[0].chmod(0o777)
+        with pytest.raises(ClusterError, match="open to other accounts"):
+            start()
+    finally:
+        first.destroy()
