@@ -291,6 +291,15 @@ def prod(c, host="127.0.0.1", port="8000", config="production"):
 
 
 @task
+def flask(c, config=None):
+    """Run any Flask CLI command under a config: inv flask -- routes."""
+    args = shlex.split(c.remainder)
+    if not args:
+        raise Exit("Error: name a Flask command after --, e.g. `inv flask -- routes` or `inv flask -- shell`.", 2)
+    cli.serve(c, cli.flask_argv(*args), load_config(config).environ())
+
+
+@task
 def deploy_check(c, config="production"):
     """Check a config is fit for production; exit 1 if not."""
     from project import deploy_checks
@@ -308,11 +317,20 @@ def deploy_check(c, config="production"):
 def _compose(c, config, *args, pty=False):
     from devtools import compose
 
-    config = load_config(config, require_secrets=False)
+    config = compose.load(config, args)
     dry = bool(c.config.run.dry)
     command = compose.command(config.name, *args, dry=dry)
     compose.engine_running(dry)
-    c.run(shlex.join(command), env=config.environ(), pty=pty)
+    c.run(shlex.join(command), env=compose.environ(config), pty=pty)
+
+
+@task(default=True)
+def compose_any(c, config=None):
+    """Run any compose subcommand on the config's stack: inv compose -- ps -a."""
+    args = shlex.split(c.remainder)
+    if not args:
+        raise Exit("Error: name a compose subcommand after --, e.g. `inv compose --config production -- ps -a`.", 2)
+    _compose(c, config, *args, pty=sys.stdin.isatty())
 
 
 @task(help={"build": "Build images before starting", "detach": "Run in the background"})
@@ -357,7 +375,7 @@ def compose_run(c, service, command, config=None):
     _compose(c, config, "run", "--rm", service, *shlex.split(command), pty=True)
 
 
-ns = Collection(dev, prod)
+ns = Collection(dev, prod, flask)
 ns.add_collection(
     Collection(
         "db",
@@ -388,6 +406,7 @@ ns.add_collection(
 ns.add_collection(
     Collection(
         "compose",
+        any=compose_any,
         up=compose_up,
         down=compose_down,
         build=compose_build,
