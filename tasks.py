@@ -293,7 +293,7 @@ def prod(c, host="127.0.0.1", port="8000", config="production"):
 @task
 def flask(c, config=None):
     """Run any Flask CLI command under a config: inv flask -- routes."""
-    args = shlex.split(c.remainder)
+    args = cli.remainder(c)
     if not args:
         raise Exit("Error: name a Flask command after --, e.g. `inv flask -- routes` or `inv flask -- shell`.", 2)
     cli.serve(c, cli.flask_argv(*args), load_config(config).environ())
@@ -327,7 +327,7 @@ def _compose(c, config, *args, pty=False):
 @task(default=True)
 def compose_any(c, config=None):
     """Run any compose subcommand on the config's stack: inv compose -- ps -a."""
-    args = shlex.split(c.remainder)
+    args = cli.remainder(c)
     if not args:
         raise Exit("Error: name a compose subcommand after --, e.g. `inv compose --config production -- ps -a`.", 2)
     _compose(c, config, *args, pty=sys.stdin.isatty())

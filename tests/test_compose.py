@@ -285,3 +285,37 @@ def test_smoke_check_without_an_engine_says_it_was_skipped_and_exits_0(tmp_path)
 def test_smoke_check_makes_throwaway_secrets_only_for_those_unset():
     made = smoke.throwaway_secrets({"SECRET_KEY": "given"})
     assert set(made) == {"POSTGRES_PASSWORD", "POSTGRES_MIGRATION_PASSWORD"} and all(len(v) > 40 for v in made.values())
+
+
+# -- passthrough tasks ----------------------------------------------------------------------------------------------
+
+
+def test_compose_passthrough_keeps_each_word_and_needs_no_secret_for_ps():
+    from tests.helpers import inv
+
+    result = inv("--dry", "compose", "--config", "production", "--", "ps", "-a", "--format", "{{.Name}} {{.Status}}")
+    assert result.returncode == 0, result.stderr
+    assert "-f docker/production.yml ps -a --format '{{.Name}} {{.Status}}'" in result.stdout
+
+
+def test_compose_passthrough_up_needs_the_secrets():
+    from tests.helpers import inv
+
+    result = inv("--dry", "compose.any", "--config", "production", "--", "up", "--detach")
+    assert result.returncode == 2 and "SECRET_KEY" in result.stderr
+
+
+def test_compose_passthrough_without_a_subcommand_is_one_sentence():
+    from tests.helpers import inv
+
+    result = inv("compose")
+    assert result.returncode == 2 and "name a compose subcommand after --" in result.stderr
+
+
+def test_flask_runs_any_flask_command_under_a_config():
+    from tests.helpers import inv
+
+    result = inv("flask", "--config", "testing", "--", "routes")
+    assert result.returncode == 0, result.stderr
+    assert "users.create_user" in result.stdout and "/readyz" in result.stdout
+    assert inv("flask").returncode == 2
