@@ -319,3 +319,10 @@ def test_flask_runs_any_flask_command_under_a_config():
     assert result.returncode == 0, result.stderr
     assert "users.create_user" in result.stdout and "/readyz" in result.stdout
     assert inv("flask").returncode == 2
+
+
+def test_ci_runs_the_smoke_check_on_a_runner_with_docker():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    job = workflow["jobs"]["smoke"]
+    assert job["runs-on"].startswith("ubuntu")
+    assert any(step.get("run") == "nox -s smoke" for step in job["steps"])
