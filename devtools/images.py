@@ -45,7 +45,6 @@ def image_environ(config: Mapping[str, str]) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     from project.configuration import load_config
-
     from project.errors import UserError
 
     if not argv or argv[0] not in ("python", "debian", "postgres") or len(argv) > 2:
