@@ -154,11 +154,10 @@ def check(stack: Stack) -> None:
 
     timed = time.monotonic()
     stack.compose("up", "--detach")
-    healthy = stack.wait_healthy("web")
+    stack.wait_healthy("web")
+    healthy = time.monotonic() - timed
     stack.wait_ready()
-    stack.say(
-        f"up: web healthy {healthy:.1f} s after `up` returned, /readyz 200 after {time.monotonic() - timed:.1f} s"
-    )
+    stack.say(f"up: web healthy {healthy:.1f} s after `up` began, /readyz 200 after {time.monotonic() - timed:.1f} s")
 
     email = f"smoke-{secrets.token_hex(4)}@example.com"
     status, user = stack.request("POST", "/users", {"email": email, "name": "Smoke Check"})
