@@ -292,7 +292,7 @@ def prod(c, host="127.0.0.1", port="8000", config="production"):
 
 @task
 def flask(c, config=None):
-    """Run any Flask CLI command under a config: inv flask -- routes."""
+    """Run any Flask command under a config (-- routes)."""
     args = cli.remainder(c)
     if not args:
         raise Exit("Error: name a Flask command after --, e.g. `inv flask -- routes` or `inv flask -- shell`.", 2)
@@ -317,19 +317,19 @@ def deploy_check(c, config="production"):
 def _compose(c, config, *args, pty=False):
     from devtools import compose
 
-    config = compose.load(config, args)
     dry = bool(c.config.run.dry)
+    config = compose.load(config, args, dry)
     command = compose.command(config.name, *args, dry=dry)
     compose.engine_running(dry)
     c.run(shlex.join(command), env=compose.environ(config), pty=pty)
 
 
-@task(default=True)
+@task
 def compose_any(c, config=None):
-    """Run any compose subcommand on the config's stack: inv compose -- ps -a."""
+    """Run any compose subcommand: inv compose.any -- ps -a."""
     args = cli.remainder(c)
     if not args:
-        raise Exit("Error: name a compose subcommand after --, e.g. `inv compose --config production -- ps -a`.", 2)
+        raise Exit("Error: name a compose subcommand after --, e.g. `inv compose.any --config production -- ps -a`.", 2)
     _compose(c, config, *args, pty=sys.stdin.isatty())
 
 

@@ -96,9 +96,9 @@ def needs_secrets(args: Sequence[str]) -> bool:
     return subcommand(args) in STARTING
 
 
-def load(config_name: str | None, args: Sequence[str]) -> Config:
-    """Load the config for compose ``args``: with its secrets required only when they start containers."""
-    return load_config(config_name, require_secrets=needs_secrets(args))
+def load(config_name: str | None, args: Sequence[str], dry: bool = False) -> Config:
+    """Load the config for compose ``args``: its secrets required only when they start containers (not ``dry``)."""
+    return load_config(config_name, require_secrets=needs_secrets(args) and not dry)
 
 
 def environ(config: Config) -> dict[str, str]:
