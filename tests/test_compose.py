@@ -172,10 +172,18 @@ def test_no_compose_file_requires_a_secret_by_interpolation():
 
 
 @pytest.mark.parametrize("name", ["development", "production"])
-def test_images_the_stack_builds_are_never_pulled(name):
+def test_images_the_stack_builds_are_built_once_and_never_pulled(name):
+    built = {}
     for service, spec in stack(name)["services"].items():
         if spec.get("image", "").startswith("app"):
-            assert "build" in spec, f"{service} would pull {spec['image']}"
+            assert spec["pull_policy"] == "never", f"{service} would try to pull {spec['image']}"
+            if "build" in spec:
+                assert spec["image"] not in built, f"{service} and {built[spec['image']]} both build {spec['image']}"
+                built[spec["image"]] = service
+    images_used = {
+        spec["image"] for spec in stack(name)["services"].values() if spec.get("image", "").startswith("app")
+    }
+    assert set(built) == images_used
 
 
 def test_production_services_have_limits_and_rotated_logs():
