@@ -58,7 +58,7 @@ def lint(session: nox.Session) -> None:
     compose_files = sorted(glob.glob("docker/*.yml"))
     if compose_files:
         session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
-    session.run("hadolint", "docker/Dockerfile")
+    session.run("hadolint", *sorted(glob.glob("docker/**/Dockerfile", recursive=True)))
 
 
 @nox.session
@@ -66,6 +66,13 @@ def migrations(session: nox.Session) -> None:
     """Prove the migrations on a fresh database: upgrade, match the models, downgrade, upgrade."""
     install_testing(session)
     session.run("python", "-m", "devtools.migration_check", *session.posargs, env=RUN_ENV)
+
+
+@nox.session(default=False)
+def smoke(session: nox.Session) -> None:
+    """Build and run the compose stacks on a Docker engine and check them end to end; skipped without one."""
+    # The smoke check drives the docker CLI and needs only the standard library and the project's own modules.
+    session.run("python", "-m", "devtools.smoke", *session.posargs, env=RUN_ENV)
 
 
 @nox.session(default=False)

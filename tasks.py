@@ -318,6 +318,15 @@ def prod(c, host="127.0.0.1", port="8000", config="production"):
     cli.serve(c, plan.command, plan.env)
 
 
+@task
+def flask(c, config=None):
+    """Run any Flask command under a config (-- routes)."""
+    args = cli.remainder(c)
+    if not args:
+        raise Exit("Error: name a Flask command after --, e.g. `inv flask -- routes` or `inv flask -- shell`.", 2)
+    cli.serve(c, cli.flask_argv(*args), load_config(config).environ())
+
+
 @task(
     help={
         "replicas": "Also check the connection budget for this many web replicas",
@@ -399,11 +408,20 @@ def deploy_render(
 def _compose(c, config, *args, pty=False):
     from devtools import compose
 
-    config = load_config(config, require_secrets=False)
     dry = bool(c.config.run.dry)
+    config = compose.load(config, args, dry)
     command = compose.command(config.name, *args, dry=dry)
     compose.engine_running(dry)
-    c.run(shlex.join(command), env=config.environ(), pty=pty)
+    c.run(shlex.join(command), env=compose.environ(config), pty=pty)
+
+
+@task
+def compose_any(c, config=None):
+    """Run any compose subcommand: inv compose.any -- ps -a."""
+    args = cli.remainder(c)
+    if not args:
+        raise Exit("Error: name a compose subcommand after --, e.g. `inv compose.any --config production -- ps -a`.", 2)
+    _compose(c, config, *args, pty=sys.stdin.isatty())
 
 
 @task(help={"build": "Build images before starting", "detach": "Run in the background"})
@@ -448,7 +466,7 @@ def compose_run(c, service, command, config=None):
     _compose(c, config, "run", "--rm", service, *shlex.split(command), pty=True)
 
 
-ns = Collection(dev, prod)
+ns = Collection(dev, prod, flask)
 ns.add_task(new)
 ns.add_collection(
     Collection(
@@ -480,6 +498,7 @@ ns.add_collection(
 ns.add_collection(
     Collection(
         "compose",
+        any=compose_any,
         up=compose_up,
         down=compose_down,
         build=compose_build,

@@ -119,3 +119,16 @@ def which(program: str) -> str | None:
     import shutil
 
     return shutil.which(program)
+
+
+def remainder(c) -> list[str]:
+    """Return the words after ``--`` as they were typed.
+
+    (invoke's ``c.remainder`` joins them with spaces, so a quoted argument such as ``--format '{{.Name}} x'``
+    would come apart; the words are taken from ``sys.argv`` when they are the ones invoke saw.)
+    """
+    if "--" in sys.argv:
+        words = sys.argv[sys.argv.index("--") + 1 :]
+        if " ".join(words) == c.remainder:
+            return words
+    return shlex.split(c.remainder)

@@ -1,14 +1,40 @@
-"""Build ``docker compose`` command lines for a config: ``docker/<config>.yml``, project name = config name."""
+"""Build ``docker compose`` command lines for a config: ``docker/<config>.yml``, project name = config name.
+
+Every command gets one environment: the config as the loader resolves it (a shell variable named like an entry
+overrides it, for every service alike), the pinned base images, and the host user's ids. Only the subcommands
+that start containers need the config's secrets; ``ps``, ``logs`` and ``down`` work without them.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from devtools.errors import ComposeError
+from devtools.images import image_environ
+from project.configuration import Config, load_config
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
+# Subcommands that start containers, and so hand the config's secrets to them.
+STARTING = frozenset({"up", "run", "create", "start", "restart"})
+# Compose's global options that take a value, so the word after one is not the subcommand.
+VALUED_OPTIONS = frozenset(
+    {
+        "--ansi",
+        "--env-file",
+        "-f",
+        "--file",
+        "--parallel",
+        "--profile",
+        "--progress",
+        "-p",
+        "--project-directory",
+        "--project-name",
+    }
+)
 
 
 def compose_file(config_name: str, docker_dir: Path = DOCKER_DIR) -> Path:
@@ -47,8 +73,35 @@ def engine_running(dry: bool = False) -> None:
         raise ComposeError("The Docker engine is not running (docker info failed); start Docker and try again.")
 
 
-def command(config_name: str, *args: str, dry: bool = False) -> list[str]:
-    """Return the full command line for compose ``args`` under ``config_name``."""
+def command(config_name: str, *args: str, dry: bool = False, project: str | None = None) -> list[str]:
+    """Return the full command line for compose ``args`` under ``config_name`` (project name: the config's)."""
     path = compose_file(config_name)
     relative = path.relative_to(DOCKER_DIR.parent)
-    return [*client(dry), "-p", config_name, "-f", str(relative), *args]
+    return [*client(dry), "-p", project or config_name, "-f", str(relative), *args]
+
+
+def subcommand(args: Sequence[str]) -> str | None:
+    """Return the compose subcommand in ``args``: the first word that is neither an option nor an option's value."""
+    words = iter(args)
+    for word in words:
+        if word in VALUED_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def needs_secrets(args: Sequence[str]) -> bool:
+    """Say whether compose ``args`` start containers, which then need the config's secrets."""
+    return subcommand(args) in STARTING
+
+
+def load(config_name: str | None, args: Sequence[str], dry: bool = False) -> Config:
+    """Load the config for compose ``args``: its secrets required only when they start containers (not ``dry``)."""
+    return load_config(config_name, require_secrets=needs_secrets(args) and not dry)
+
+
+def environ(config: Config) -> dict[str, str]:
+    """Return compose's environment for ``config``: its settings, the pinned images and the host user's ids."""
+    ids = {"HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())} if hasattr(os, "getuid") else {}
+    return {**config.environ(), **image_environ(config), **ids}
