@@ -79,6 +79,8 @@ APP_SERVICES = {"development": ["web"], "production": ["migrate", "web"]}
 # The stack's wiring: fixed by the compose files, the one exception to "every setting from the environment".
 WIRING = {"APPLICATION_CONFIG", "POSTGRES_HOST", "POSTGRES_PORT", "GUNICORN_BIND"}
 ROLE_SECRETS = {"POSTGRES_PASSWORD", "POSTGRES_MIGRATION_PASSWORD"}
+# A file on the developer's machine (the local cluster's passfile): containers get passwords from their environment.
+HOST_ONLY = {"POSTGRES_PASSFILE"}
 
 
 def stack(name):
@@ -124,7 +126,7 @@ def test_every_app_service_takes_every_setting_from_the_one_environment(name):
         environment = stack(name)["services"][service]["environment"]
         passed = {k for k, v in environment.items() if v is None}
         fixed = {k for k, v in environment.items() if v is not None}
-        missing = {e.name for e in config.entries} - passed - fixed - ROLE_SECRETS
+        missing = {e.name for e in config.entries} - passed - fixed - ROLE_SECRETS - HOST_ONLY
         assert missing == set(), f"{service} does not pass {sorted(missing)} through"
         assert WIRING <= fixed
         assert fixed - WIRING <= {"DATABASE_ROLE", "PYTHONDONTWRITEBYTECODE"}
