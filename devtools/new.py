@@ -273,7 +273,10 @@ def create(
         notes = _tidy(dest)
         _git(dest, "init", "-q", "-b", "main")
         _git(dest, "add", "-A")
-        _git(dest, "commit", "-q", "-m", f"Start {names.title} from the Flask + PostgreSQL project setup ({commit})")
+        # Without a git identity (a fresh account, a CI box) the first commit names the generator instead of failing.
+        identity = [] if _has_identity(dest) else ["-c", "user.name=inv new", "-c", "user.email=inv-new@localhost"]
+        message = f"Start {names.title} from the Flask + PostgreSQL project setup ({commit})"
+        _git(dest, *identity, "commit", "-q", "-m", message)
     except BaseException:
         # Leave DEST as it was, so that running the command again after a fix just works.
         _empty(dest, remove=not existed)
@@ -341,9 +344,18 @@ def long_lines(dest: Path) -> list[tuple[str, int]]:
     return found
 
 
+def _has_identity(cwd: Path) -> bool:
+    """Tell whether git knows who commits in ``cwd`` (user.name and user.email, from any config)."""
+    return all(
+        subprocess.run(["git", "config", key], cwd=cwd, capture_output=True, text=True).stdout.strip()
+        for key in ("user.name", "user.email")
+    )
+
+
 def _git(cwd: Path, *args: str) -> str:
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         message = " ".join((result.stderr or result.stdout).split())
-        raise NewProjectError(f"`git {args[0]}` failed in {cwd}: {message}")
+        command = next(a for a in args if not a.startswith("-") and "=" not in a)
+        raise NewProjectError(f"`git {command}` failed in {cwd}: {message}")
     return result.stdout

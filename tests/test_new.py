@@ -222,6 +222,22 @@ def test_a_failure_half_way_leaves_the_destination_as_it_was(tmp_path, monkeypat
     assert list((tmp_path / "empty").iterdir()) == [] and not (tmp_path / "new").exists()
 
 
+def test_without_a_git_identity_the_first_commit_names_the_generator(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # no ~/.gitconfig: a fresh account
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("EMAIL", "")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(new, "_tidy", lambda dest: [])
+    new.create(ROOT, tmp_path / "shop", package=PACKAGE)
+    author = subprocess.run(
+        ["git", "log", "-1", "--format=%an <%ae>"], cwd=tmp_path / "shop", capture_output=True, text=True, check=True
+    )
+    assert author.stdout.strip() == "inv new <inv-new@localhost>"
+
+
 def test_inv_new_refuses_a_taken_destination_in_one_sentence(tmp_path):
     (tmp_path / "shop").mkdir()
     (tmp_path / "shop" / "keep.txt").write_text("")
