@@ -187,7 +187,12 @@ def bench_first_result() -> list[Row]:
     pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 
     def first_result(test_id: str):
-        return lambda: subprocess.run([*pytest_cmd, test_id], cwd=ROOT, env=env, check=True, capture_output=True)
+        def run():
+            done = subprocess.run([*pytest_cmd, test_id], cwd=ROOT, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{test_id} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+
+        return run
 
     ours = first_result("tests/test_api_users.py::test_index_greets")  # needs the database
     no_database = first_result("tests/test_configuration.py::test_values_come_from_the_file")
