@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from project.extensions import db, migrate
+from project.extensions import db, end_autocommit, migrate
 from project.revisions import MIGRATIONS_DIR
 from project.settings import config_class, flask_settings
 
@@ -56,6 +57,9 @@ def register_extensions(app: Flask) -> None:
     """Bind the extensions to ``app``."""
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR") or MIGRATIONS_DIR))
+    with app.app_context():
+        for engine in db.engines.values():
+            event.listen(engine, "checkin", end_autocommit)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -28,4 +28,11 @@ def autocommit_reads() -> None:
     it. For requests that only read. A session handed a Connection already in a transaction (as the tests do)
     joins that transaction instead."""
     if isinstance(db.session.get_bind(), Engine):
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        # psycopg2's own flag: SQLAlchemy's AUTOCOMMIT isolation level would send a SET on the way in and out.
+        db.session.connection().connection.dbapi_connection.autocommit = True
+
+
+def end_autocommit(dbapi_connection, connection_record) -> None:
+    """Put a connection back in transactional mode as it returns to the pool (a flag: no round trip)."""
+    if getattr(dbapi_connection, "autocommit", False):
+        dbapi_connection.autocommit = False
