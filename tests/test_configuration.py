@@ -90,6 +90,18 @@ def test_config_name_with_a_path_is_refused(config_dir):
             '[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]',
             r"entry 2 \(A\) repeats the name 'A' of entry 1",
         ),
+        (
+            '[{"name": "A", "value": "1"}, {"name": "A", "valueFrom": "arn:x"}]',
+            r"entry 2 \(A\) repeats the name 'A' of entry 1",
+        ),
+        (
+            '[{"name": "A", "valueFrom": "arn:x"}, {"name": "B", "value": "1"}, {"name": "A", "value": "2"}]',
+            r"entry 3 \(A\) repeats the name 'A' of entry 1",
+        ),
+        (
+            '[{"name": "A", "valueFrom": "arn:x"}, {"name": "A", "valueFrom": "arn:y"}]',
+            r"entry 2 \(A\) repeats the name 'A' of entry 1",
+        ),
         ('[{"name": "POSTGRES_PORT", "value": "abc"}]', r"'abc' is not valid; POSTGRES_PORT is a whole number from 0"),
         ('[{"name": "FLASK_DEBUG", "value": "maybe"}]', r"FLASK_DEBUG is \"true\" or \"false\""),
         ('[{"name": "FLASK_CONFIG", "value": "staging"}]', r"FLASK_CONFIG is one of development, testing, production"),

@@ -72,6 +72,19 @@ def test_outage_gives_quick_503s_and_the_same_worker_recovers(own_cluster):
         assert server.workers() == workers
 
 
+def test_first_request_after_a_database_restart_succeeds_on_the_same_worker(own_cluster):
+    with gunicorn(production_env(own_cluster, "outage")) as server:
+        assert request(f"{server.url}/readyz")[0] == 200  # the worker's pool now holds one open connection
+        workers = server.workers()
+        # No request while the server is down, so nothing has told the pool that its connection died: only the
+        # ping on checkout (pool_pre_ping) stands between that dead connection and the next request.
+        own_cluster.stop()
+        own_cluster.start()
+        status, body = request(f"{server.url}/users")
+        assert status == 200, body
+        assert server.workers() == workers
+
+
 def test_sigterm_lets_in_flight_requests_finish(own_cluster):
     with gunicorn(production_env(own_cluster, "outage"), app="tests.slow_wsgi:app") as server:
         answers = []

