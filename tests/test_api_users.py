@@ -189,3 +189,15 @@ def test_an_email_that_grows_past_the_limit_when_lower_cased_is_a_400(client):
     email = "İ" * 200 + "@example.com"  # 212 characters as sent, 412 once lower-cased
     response = client.post("/users", json={"email": email, "name": "N"})
     assert response.status_code == 400 and response.json["fields"]["email"] == "must be at most 254 characters."
+
+
+def test_the_longest_email_and_name_are_accepted(client):
+    email, name = "a" * 242 + "@example.com", "N" * 100  # 254 and 100 characters, the columns' limits
+    response = post(client, {"email": email, "name": name})
+    assert response.status_code == 201, response.json
+    assert (response.json["email"], response.json["name"]) == (email, name)
+
+
+@pytest.mark.parametrize(("page", "status"), [("123456789", 200), ("1000000000", 400)])
+def test_page_numbers_have_at_most_nine_digits(client, page, status):
+    assert client.get("/users", query_string={"page": page}).status_code == status

@@ -179,3 +179,85 @@ def test_module_command_errors_exit_2(capsys):
     assert main(["show", "nope"]) == 2
     assert "no config 'nope'" in capsys.readouterr().err
     assert main(["frobnicate"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "ending"),
+    [
+        ("[true]", "not a JSON boolean."),
+        ("[null]", "not a JSON null."),
+        ("[[1]]", "not a JSON list."),
+        ("[1.5]", "not a JSON number."),
+        ('"A"', "not a JSON string."),
+        ('[{"name": true, "value": "1"}]', "(letters, digits, underscores), got true."),
+        ('[{"name": ["A"], "value": "1"}]', '(letters, digits, underscores), got ["A"].'),
+        ('[{"name": "POSTGRES_PORT", "value": "' + "9" * 58 + '"}]', f"'{'9' * 58}' is not valid; POSTGRES_PORT"),
+        ('[{"name": "POSTGRES_PORT", "value": "' + "9" * 59 + '"}]', f"'{'9' * 56}... is not valid; POSTGRES_PORT"),
+    ],
+)
+def test_mistakes_show_the_json_type_and_value_as_written(tmp_path, text, ending):
+    write(tmp_path, "broken", text)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "broken")
+    assert ending in str(info.value)
+
+
+def test_entry_of_an_unknown_name_is_a_key_error_naming_it(config_dir):
+    with pytest.raises(KeyError, match="NOPE"):
+        load(config_dir, environ={"SECRET_KEY": "s"}).entry("NOPE")
+
+
+def test_application_config_is_read_from_the_process_environment_by_default(monkeypatch):
+    monkeypatch.setenv("APPLICATION_CONFIG", "production")
+    assert config_name() == "production"
+
+
+def test_check_configs_names_every_config_that_defines_a_missing_name(tmp_path):
+    for name in ("a", "b"):
+        write(tmp_path, name, [{"name": "X", "value": "1"}, {"name": "Y", "value": "1"}])
+    write(tmp_path, "c", [{"name": "X", "value": "1"}])
+    assert check_configs(tmp_path) == ([], ["config/c.json has no Y, which a, b define(s)."])
+
+
+def test_module_show_reads_the_command_line_and_masks_only_secrets(capsys, monkeypatch):
+    from project.configuration import main
+
+    monkeypatch.setattr("sys.argv", ["configuration", "show", "testing"])
+    assert main() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "FLASK_CONFIG=testing" and "POSTGRES_DB=app_test" in out
+    monkeypatch.setenv("APPLICATION_CONFIG", "testing")
+    assert main(["show"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "FLASK_CONFIG=testing"
+
+
+def test_module_check_names_every_valid_file(capsys):
+    from project.configuration import main
+
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out == "3 config files valid: development, production, testing.\n"
+
+
+def test_module_check_reports_warnings_on_stdout_and_errors_on_stderr(capsys, monkeypatch, tmp_path):
+    from project import configuration
+
+    write(tmp_path, "a", [{"name": "X", "value": "1"}, {"name": "Y", "value": "1"}])
+    write(tmp_path, "b", [{"name": "X", "value": "1"}])
+    monkeypatch.setattr(configuration, "CONFIG_DIR", tmp_path)
+    assert configuration.main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("warning: config/b.json has no Y, which a define(s).\n")
+    write(tmp_path, "c", "[")
+    assert configuration.main(["check"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and "c.json: invalid JSON" in captured.err
+    assert "config files valid" not in captured.out
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["show", "a", "b"]])
+def test_module_usage_mistakes_print_the_usage_on_stderr(capsys, argv):
+    from project.configuration import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "usage: python -m project.configuration [check | show [NAME]]\n" and captured.out == ""

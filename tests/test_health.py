@@ -1,6 +1,7 @@
 """Health and readiness, database outages, and graceful shutdown, against real servers."""
 
 import json
+import shutil
 import signal
 import threading
 import time
@@ -95,3 +96,26 @@ def test_sigterm_lets_in_flight_requests_finish(own_cluster):
         worker.join(timeout=30)
         assert server.process.wait(timeout=30) == 0
     assert answers and answers[0][0] == 200 and json.loads(answers[0][1]) == {"finished": True}
+
+
+def test_readyz_compares_with_the_apps_own_migrations_read_once(database, tmp_path, monkeypatch):
+    from project import create_app
+    from project.api import health
+    from project.extensions import db
+    from project.revisions import MIGRATIONS_DIR
+
+    migrations_dir = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    for revision in (migrations_dir / "versions").glob("*.py"):
+        revision.unlink()
+    read, code_head = [], health.code_head
+    monkeypatch.setattr(health, "code_head", lambda directory: read.append(directory) or code_head(directory))
+    app = create_app("testing", overrides={**database, "MIGRATIONS_DIR": str(migrations_dir)})
+    try:
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503 and "the code expects None" in response.json["message"]
+        assert app.test_client().get("/readyz").status_code == 503
+        assert read == [str(migrations_dir)]
+    finally:
+        with app.app_context():
+            db.engine.dispose()
