@@ -103,3 +103,32 @@ def test_app_refuses_to_start_under_production_with_a_weak_secret(database):
 def test_app_starts_under_production_with_strong_settings(database):
     app = create_app("production", overrides={**database, **STRONG})
     assert not app.debug and app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_a_key_of_exactly_the_minimum_randomness_passes_and_less_is_measured():
+    key = "aolpabpidbngrfhngjljckhbfgegqmbk"  # estimated at exactly SECRET_KEY_MIN_BITS
+    assert deploy_checks.estimated_bits(key) == deploy_checks.SECRET_KEY_MIN_BITS
+    assert deploy_checks.problems({**STRONG, "SECRET_KEY": key}) == []
+    assert deploy_checks.problems({**STRONG, "SECRET_KEY": "abcdefghij" * 4}) == [
+        f"SECRET_KEY has about 104 bits of randomness; use at least 128 ({deploy_checks.GENERATE_KEY})."
+    ]
+
+
+def test_the_password_checked_is_the_one_of_the_role_this_process_connects_as():
+    weak_owner = {**STRONG, "DATABASE_ROLE": "migration", "POSTGRES_MIGRATION_PASSWORD": "short"}
+    assert deploy_checks.problems(weak_owner) == [
+        f"POSTGRES_MIGRATION_PASSWORD is too weak (5 characters); use at least 16 random ones "
+        f"({deploy_checks.GENERATE_KEY})."
+    ]
+    assert deploy_checks.problems({**STRONG, "POSTGRES_PASSWORD": ""}) == [
+        "POSTGRES_PASSWORD is empty: the database role 'app' needs a password in production."
+    ]
+    # A role the loader would refuse is checked against the app's password rather than not at all.
+    assert deploy_checks.problems({**STRONG, "DATABASE_ROLE": "other", "POSTGRES_PASSWORD": ""}) == [
+        "POSTGRES_PASSWORD is empty: the database role 'other' needs a password in production."
+    ]
+
+
+def test_a_password_of_the_minimum_length_and_variety_passes():
+    assert deploy_checks.problems({**STRONG, "POSTGRES_PASSWORD": "abcdefgh" * 2}) == []  # 16 long, 8 different
+    assert "too weak" in deploy_checks.problems({**STRONG, "POSTGRES_PASSWORD": "abcdefg" * 3})[0]  # 7 different

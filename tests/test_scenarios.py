@@ -37,6 +37,7 @@ def test_load_builds_the_database_and_leaves_the_development_one_alone(dev_confi
     assert table_counts(dev_config, "scn_dev") == {"users": 1}
     row = {r.name: r for r in scenarios.listing(resolve(dev_config))}["users"]
     assert row.loaded and row.counts == {"users": 250}
+    assert row.description == "A few users with varied names and sign-up dates, for trying queries on users."
     assert not {r.name: r for r in scenarios.listing(resolve(dev_config))}["empty"].loaded
 
 
