@@ -1,6 +1,9 @@
 """Scenarios: built from empty with the real migrations, reproducible, resettable, and never touching other data."""
 
+import random
+
 import pytest
+from sqlalchemy import text
 
 from devtools import lifecycle, scenarios
 from devtools.databases import admin_cursor, connect, database_exists, drop_database, owner_mark, table_counts
@@ -78,6 +81,60 @@ def test_drop_removes_database_and_template(dev_config):
     assert scenarios.drop(resolve(dev_config), "empty") is False
 
 
+def test_drop_of_a_scenario_whose_template_is_gone_still_drops_its_database(dev_config):
+    scenarios.load(resolve(dev_config), "empty")
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, "scn_dev_scenario_empty_template", mark=scenarios.mark(dev_config, "empty"))
+    assert scenarios.drop(resolve(dev_config), "empty") is True
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, "scn_dev_scenario_empty")
+
+
+def test_copy_rows_loads_every_row_as_given_and_counts_them(db_session, monkeypatch):
+    monkeypatch.setattr(scenarios, "COPY_BATCH", 2)  # batches of 2, and a last one of 1
+    rows = [("a@example.com", 'Ann, "the first"'), ("b@example.com", "Bob"), ("c@example.com", "Cy")]
+    assert scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), iter(rows)) == 3
+    loaded = db_session.execute(text("SELECT email, name FROM users ORDER BY id")).all()
+    assert [tuple(row) for row in loaded] == rows
+
+
+def test_fill_defaults_to_the_scenarios_size_and_the_default_seed():
+    seen = {}
+
+    class Module:
+        @staticmethod
+        def fill(connection, *, size, rng):
+            seen.update(size=size, draw=rng.random())
+
+    scenarios.Scenario("fake", "A fake.", 7, Module).fill(None)
+    assert seen == {"size": 7, "draw": random.Random(scenarios.DEFAULT_SEED).random()}
+
+
+@pytest.mark.parametrize(
+    ("broken", "step"),
+    [
+        ("create_database", "creating the database"),
+        ("upgrade", "applying the migrations"),
+        ("template", "saving the template for reset"),
+    ],
+)
+def test_a_failing_step_is_named_and_leaves_no_half_built_database(dev_config, monkeypatch, broken, step):
+    create_database = scenarios.create_database
+
+    def fail(*args, **kwargs):
+        if broken != "template" or kwargs.get("template"):
+            raise RuntimeError("it broke")
+        return create_database(*args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "create_database" if broken == "template" else broken, fail)
+    with pytest.raises(scenarios.ScenarioError) as info:
+        scenarios.load(resolve(dev_config), "empty")
+    assert str(info.value) == f"Scenario 'empty' failed while {step}: it broke. Its half-built database was dropped."
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, "scn_dev_scenario_empty")
+        assert not database_exists(cur, "scn_dev_scenario_empty_template")
+
+
 def test_unknown_scenario_lists_the_available_ones():
     with pytest.raises(ScenarioError, match=r"no scenario 'nope'; available scenarios: empty, users, volume"):
         scenarios.get("nope")
@@ -137,7 +194,7 @@ def test_progress_bar_is_fed_every_row(dev_config, monkeypatch):
     monkeypatch.setattr(scenarios, "progress_factory", Bar)
     monkeypatch.setattr(scenarios, "COPY_BATCH", 40)
     scenarios.load(resolve(dev_config), "users", size=100)
-    assert seen[0]["total"] == 100 and sum(seen[1:]) == 100
+    assert seen[0] == {"total": 100, "desc": "users", "unit": "rows"} and sum(seen[1:]) == 100
 
 
 @pytest.mark.scenario("users", size=25, seed=2)
