@@ -35,7 +35,7 @@ def emails(config, name):
 
 def test_load_builds_the_database_and_leaves_the_development_one_alone(dev_config):
     report = scenarios.load(resolve(dev_config), "users", size=250, seed=3)
-    assert report.database == "scn_dev_scenario_users"
+    assert (report.name, report.database) == ("users", "scn_dev_scenario_users")
     assert report.counts == {"users": 250}
     assert table_counts(dev_config, "scn_dev") == {"users": 1}
     row = {r.name: r for r in scenarios.listing(resolve(dev_config))}["users"]
@@ -205,3 +205,28 @@ def test_a_test_can_start_from_a_scenario(client):
 @pytest.mark.scenario("volume", size=40)
 def test_volume_scenario_fills_and_analyzes(client):
     assert client.get("/users?per_page=1").json["total"] == 40
+
+
+def test_scenario_databases_are_marked_with_their_config_and_scenario():
+    from project.configuration import load_config
+
+    config = load_config("testing", environ={})
+    assert scenarios.mark(config, "users") == "managed by the project; config testing; scenario users"
+
+
+def test_a_failing_clean_up_does_not_hide_the_step_that_failed(dev_config, monkeypatch):
+    failed, admin_cursor = [], scenarios.admin_cursor
+
+    def upgrade(*args, **kwargs):
+        failed.append(True)
+        raise RuntimeError("it broke")
+
+    def cursor_until_the_failure(*args, **kwargs):
+        if failed:
+            raise DatabaseError("the server went away")
+        return admin_cursor(*args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "upgrade", upgrade)
+    monkeypatch.setattr(scenarios, "admin_cursor", cursor_until_the_failure)
+    with pytest.raises(scenarios.ScenarioError, match="failed while applying the migrations: it broke"):
+        scenarios.load(resolve(dev_config), "empty")
