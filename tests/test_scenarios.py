@@ -230,3 +230,19 @@ def test_a_failing_clean_up_does_not_hide_the_step_that_failed(dev_config, monke
     monkeypatch.setattr(scenarios, "admin_cursor", cursor_until_the_failure)
     with pytest.raises(scenarios.ScenarioError, match="failed while applying the migrations: it broke"):
         scenarios.load(resolve(dev_config), "empty")
+
+
+def test_get_reads_name_description_and_default_size_from_the_module(tmp_path):
+    (tmp_path / "sized.py").write_text(
+        '"""First line.\n\nMore."""\nDEFAULT_SIZE = 5\n\ndef fill(connection, *, size, rng):\n    pass\n'
+    )
+    (tmp_path / "plain.py").write_text("def fill(connection, *, size, rng):\n    pass\n")
+    sized, plain = scenarios.get("sized", tmp_path), scenarios.get("plain", tmp_path)
+    assert (sized.name, sized.description, sized.default_size) == ("sized", "First line.", 5)
+    assert (plain.name, plain.description, plain.default_size) == ("plain", "(no description)", scenarios.DEFAULT_SIZE)
+
+
+def test_get_in_a_folder_without_scenarios_says_none(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        scenarios.get("users", tmp_path)
+    assert str(info.value) == "There is no scenario 'users'; available scenarios: none."
