@@ -1,5 +1,7 @@
 """Database operations against a real server: init is idempotent, reset and drop respect ownership."""
 
+import contextlib
+
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
@@ -191,3 +193,12 @@ def test_a_drop_the_server_refuses_is_one_sentence(postgresql_server):
         finally:
             cur.execute('ALTER DATABASE "template_db" IS_TEMPLATE false')
             drop_database(cur, "template_db", mark=owner_mark("testing"))
+
+
+def test_connect_passes_extra_parameters_to_the_driver(postgresql_server):
+    from devtools.databases import connect
+
+    config = config_for(postgresql_server, "postgres")
+    with contextlib.closing(connect(config, application_name="lifecycle-test")) as conn, conn.cursor() as cur:
+        cur.execute("SHOW application_name")
+        assert cur.fetchone() == ("lifecycle-test",)
