@@ -261,3 +261,88 @@ def test_module_usage_mistakes_print_the_usage_on_stderr(capsys, argv):
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.err == "usage: python -m project.configuration [check | show [NAME]]\n" and captured.out == ""
+
+
+def test_only_the_password_of_the_role_that_connects_is_required(tmp_path):
+    secrets = [
+        {"name": "POSTGRES_PASSWORD", "valueFrom": "arn:app"},
+        {"name": "POSTGRES_MIGRATION_PASSWORD", "valueFrom": "arn:owner"},
+    ]
+    write(tmp_path, "plain", secrets)
+    write(tmp_path, "owner", [{"name": "DATABASE_ROLE", "value": "migration"}, *secrets])
+    # No DATABASE_ROLE anywhere: the app role, which needs POSTGRES_PASSWORD only.
+    assert load(tmp_path, "plain", environ={"POSTGRES_PASSWORD": "p"})["POSTGRES_PASSWORD"] == "p"
+    with pytest.raises(ConfigError, match="environment variable POSTGRES_PASSWORD is not set"):
+        load(tmp_path, "plain", environ={"POSTGRES_MIGRATION_PASSWORD": "m"})
+    # The file's DATABASE_ROLE: the other role's secret is left unset.
+    config = load(tmp_path, "owner", environ={"POSTGRES_MIGRATION_PASSWORD": "m"})
+    assert "POSTGRES_PASSWORD" not in config and config.entry("POSTGRES_PASSWORD").source == "unset"
+    with pytest.raises(ConfigError, match="environment variable POSTGRES_MIGRATION_PASSWORD is not set"):
+        load(tmp_path, "owner", environ={"POSTGRES_PASSWORD": "p"})
+    # The environment's DATABASE_ROLE wins over the file's.
+    assert load(tmp_path, "owner", environ={"DATABASE_ROLE": "app", "POSTGRES_PASSWORD": "p"})["POSTGRES_PASSWORD"]
+    with pytest.raises(ConfigError, match="environment variable POSTGRES_PASSWORD is not set"):
+        load(tmp_path, "owner", environ={"DATABASE_ROLE": "app", "POSTGRES_MIGRATION_PASSWORD": "m"})
+
+
+def test_the_config_name_comes_from_the_environ_given(tmp_path, monkeypatch):
+    write(tmp_path, "chosen", [{"name": "A", "value": "1"}])
+    monkeypatch.setenv("APPLICATION_CONFIG", "elsewhere")
+    assert load_config(environ={"APPLICATION_CONFIG": "chosen"}, config_dir=tmp_path).name == "chosen"
+
+
+def test_a_value_from_the_environment_is_named_with_its_file_entry_and_value(tmp_path):
+    write(tmp_path, "dev", [{"name": "FLASK_DEBUG", "value": "false"}, {"name": "LOG_LEVEL", "value": "INFO"}])
+    where = tmp_path / "dev.json"
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "dev", environ={"FLASK_DEBUG": "maybe"})
+    assert str(info.value) == (
+        f"{where}: entry 1 (FLASK_DEBUG), from the environment variable FLASK_DEBUG: 'maybe' is not valid; "
+        'FLASK_DEBUG is "true" or "false".'
+    )
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "dev", environ={"LOG_LEVEL": "LOUD"})
+    assert str(info.value).endswith("'LOUD' is not valid; LOG_LEVEL is one of DEBUG, INFO, WARNING, ERROR, CRITICAL.")
+
+
+def test_the_highest_port_is_valid(tmp_path):
+    write(tmp_path, "dev", [{"name": "POSTGRES_PORT", "value": "65535"}])
+    assert load(tmp_path, "dev")["POSTGRES_PORT"] == "65535"
+
+
+def test_a_folder_without_configs_says_so(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "development")
+    assert str(info.value).endswith("available configs: none: the folder has no .json file.")
+
+
+def test_a_file_that_cannot_be_read_or_decoded_is_one_sentence(tmp_path):
+    from project.configuration import read_entries
+
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(ConfigError) as info:
+        read_entries(tmp_path / "dir.json")
+    assert str(info.value) == f"{tmp_path / 'dir.json'}: cannot be read (Is a directory)."
+    (tmp_path / "latin.json").write_bytes(b'[{"name": "A", "value": "\xe9"}]')
+    with pytest.raises(ConfigError) as info:
+        read_entries(tmp_path / "latin.json")
+    assert str(info.value) == f"{tmp_path / 'latin.json'}: is not UTF-8 text."
+    (tmp_path / "utf8.json").write_text('[{"name": "A", "value": "é"}]', encoding="utf-8")
+    assert read_entries(tmp_path / "utf8.json") == [{"name": "A", "value": "é"}]
+
+
+def test_a_value_of_another_json_type_gets_no_hint(tmp_path):
+    write(tmp_path, "broken", '[{"name": "A", "value": ["x"]}]')
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "broken")
+    assert str(info.value).endswith("(A): 'value' must be a string, as ECS requires, not a JSON list.")
+
+
+def test_replace_keeps_the_file_and_secrets_and_marks_what_it_set(config_dir):
+    config = load(config_dir, environ={"SECRET_KEY": "s"})
+    changed = config.replace(SECRET_KEY="t", EXTRA="1")
+    assert changed.path == config.path and changed.entry("SECRET_KEY").secret
+    assert [(e.name, e.value, e.source) for e in changed.entries if e.source == "override"] == [
+        ("SECRET_KEY", "t", "override"),
+        ("EXTRA", "1", "override"),
+    ]
