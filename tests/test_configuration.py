@@ -346,3 +346,10 @@ def test_replace_keeps_the_file_and_secrets_and_marks_what_it_set(config_dir):
         ("SECRET_KEY", "t", "override"),
         ("EXTRA", "1", "override"),
     ]
+
+
+def test_an_empty_secret_from_the_environment_counts_as_unset(config_dir):
+    config = load(config_dir, environ={"SECRET_KEY": ""}, require_secrets=False)
+    assert "SECRET_KEY" not in config and config.entry("SECRET_KEY").source == "unset"
+    with pytest.raises(ConfigError, match="environment variable SECRET_KEY is not set"):
+        load(config_dir, environ={"SECRET_KEY": ""})
