@@ -85,6 +85,16 @@ def smoke(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation-test the modules that guard users (mutmut); print the score and the surviving mutants."""
+    install_testing(session)
+    session.install(*pinned("mutmut"), env=INSTALL_ENV)
+    # Results are kept in mutants/ and reused while the code and tests are unchanged; delete it for a full run.
+    session.run("mutmut", "run", *session.posargs, env=RUN_ENV)
+    session.run("python", "-m", "tests.mutation", env=RUN_ENV)
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Measure speed and memory against baselines from the same run; prints ratios."""
     install_testing(session)

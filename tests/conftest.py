@@ -70,6 +70,8 @@ def pytest_sessionstart(session):
         reap_throwaways(SERVER_PREFIX)
     if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
         return  # the xdist controller runs no test; each worker starts its own server
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        return  # a mutation run's test selection often needs no server: start one only when a test asks for it
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql")
     config.stash[early_server] = executor.submit(start_server)
     executor.shutdown(wait=False)

@@ -1,6 +1,7 @@
 """The app factory, settings translation, and the guard that keeps tests on their own server."""
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from project import create_app
 from project.configuration import ConfigError
@@ -60,20 +61,43 @@ def test_database_url_needs_the_postgres_settings():
         database_url({"POSTGRES_USER": "u", "POSTGRES_DB": "d"})
 
 
-def test_tests_ignore_the_shell_and_use_their_own_server(monkeypatch, postgresql_server, app):
-    for name, value in {
-        "APPLICATION_CONFIG": "development",
-        "POSTGRES_PORT": "15432",
-        "POSTGRES_DB": "app_dev",
-        "POSTGRES_HOST": "10.0.0.1",
-    }.items():
+# What a developer's shell may hold: every one of these would point a test elsewhere or change what it checks.
+SHELL = {
+    "APPLICATION_CONFIG": "development",
+    "FLASK_CONFIG": "production",
+    "POSTGRES_HOST": "10.0.0.1",
+    "POSTGRES_PORT": "15432",
+    "POSTGRES_USER": "someone",
+    "POSTGRES_DB": "app_dev",
+    "POSTGRES_SSLMODE": "verify-full",
+    "POSTGRES_CONNECT_TIMEOUT": "77",
+    "DATABASE_ROLE": "migration",
+    "SECRET_KEY": "from-the-shell",
+    "LOG_LEVEL": "CRITICAL",
+    "USERS_PER_PAGE_MAX": "3",
+}
+
+
+def test_the_testing_config_and_app_ignore_the_shell(monkeypatch, postgresql_server):
+    for name, value in SHELL.items():
         monkeypatch.setenv(name, value)
-    config = config_for(postgresql_server, "x")
+    config = config_for(postgresql_server, "shell_db")  # read after the shell changed, as a new run would
+    assert [e.name for e in config.entries if e.source == "environment"] == []
     assert (config["POSTGRES_HOST"], config["POSTGRES_PORT"]) == ("127.0.0.1", str(postgresql_server.port))
+    app = create_app("testing", overrides=config)
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    expected = ("127.0.0.1", postgresql_server.port, "postgres", "shell_db")
+    assert (url.host, url.port, url.username, url.database) == expected
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["sslmode"] == "disable"
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["connect_timeout"] == 3
+    assert app.config["SECRET_KEY"] == "testing-only-not-a-secret" and app.config["USERS_PER_PAGE_MAX"] == 100
+    assert app.config["CONFIG_NAME"] == "testing" and app.testing
+
+
+def test_the_session_app_uses_the_runs_own_server(postgresql_server, app):
     with app.app_context():
         url = db.engines[None].engine.url
     assert url.port == postgresql_server.port and url.database.startswith("app_test")
-    assert url.port != 15432
 
 
 def test_security_headers_on_every_response(client):

@@ -1,6 +1,7 @@
 """Health and readiness, database outages, and graceful shutdown, against real servers."""
 
 import json
+import shutil
 import signal
 import threading
 import time
@@ -72,6 +73,19 @@ def test_outage_gives_quick_503s_and_the_same_worker_recovers(own_cluster):
         assert server.workers() == workers
 
 
+def test_first_request_after_a_database_restart_succeeds_on_the_same_worker(own_cluster):
+    with gunicorn(production_env(own_cluster, "outage")) as server:
+        assert request(f"{server.url}/readyz")[0] == 200  # the worker's pool now holds one open connection
+        workers = server.workers()
+        # No request while the server is down, so nothing has told the pool that its connection died: only the
+        # ping on checkout (pool_pre_ping) stands between that dead connection and the next request.
+        own_cluster.stop()
+        own_cluster.start()
+        status, body = request(f"{server.url}/users")
+        assert status == 200, body
+        assert server.workers() == workers
+
+
 def test_sigterm_lets_in_flight_requests_finish(own_cluster):
     with gunicorn(production_env(own_cluster, "outage"), app="tests.slow_wsgi:app") as server:
         answers = []
@@ -102,3 +116,26 @@ def test_readyz_stays_ready_when_a_newer_release_migrated_the_schema(postgresql_
     finally:
         with admin_cursor(config) as cur:
             drop_database(cur, "ahead_db", mark=owner_mark("testing"))
+
+
+def test_readyz_compares_with_the_apps_own_migrations_read_once(database, tmp_path, monkeypatch):
+    from project import create_app
+    from project.api import health
+    from project.extensions import db
+    from project.revisions import MIGRATIONS_DIR
+
+    migrations_dir = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    for revision in (migrations_dir / "versions").glob("*.py"):
+        revision.unlink()
+    read, code_head = [], health.code_head
+    monkeypatch.setattr(health, "code_head", lambda directory: read.append(directory) or code_head(directory))
+    app = create_app("testing", overrides={**database, "MIGRATIONS_DIR": str(migrations_dir)})
+    try:
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503 and "the code expects None" in response.json["message"]
+        assert app.test_client().get("/readyz").status_code == 503
+        assert read == [str(migrations_dir)]
+    finally:
+        with app.app_context():
+            db.engine.dispose()

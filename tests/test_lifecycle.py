@@ -1,10 +1,20 @@
 """Database operations against a real server: init is idempotent, reset and drop respect ownership."""
 
+import contextlib
+
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from devtools import lifecycle, migrations
-from devtools.databases import admin_cursor, create_database, database_exists, drop_database, owner_mark
+from devtools.databases import (
+    admin_cursor,
+    check_name,
+    create_database,
+    database_exists,
+    drop_database,
+    ensure_role,
+    owner_mark,
+)
 from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
@@ -126,3 +136,69 @@ def test_uses_local_cluster_only_for_loopback_on_the_cluster_port():
     assert resolve(dev.replace(POSTGRES_HOST="db.example.com")).cluster is None
     assert resolve(dev.replace(POSTGRES_PORT="5432")).cluster is None
     assert is_loopback("localhost") and is_loopback("::1") and not is_loopback("db")
+
+
+def test_owner_marks_name_the_config_and_the_scenario():
+    assert owner_mark("testing") == "managed by the project; config testing"
+    assert owner_mark("testing", scenario="users") == "managed by the project; config testing; scenario users"
+
+
+def test_a_name_postgresql_would_truncate_is_refused():
+    assert check_name("a" * 63) == "a" * 63
+    with pytest.raises(DatabaseError) as info:
+        check_name("é" * 32)
+    assert str(info.value) == (
+        f"The database name '{'é' * 32}' is 64 bytes long; PostgreSQL keeps only 63, so it could collide with another "
+        "name: shorten POSTGRES_DB or the scenario's name."
+    )
+
+
+def test_create_database_gives_it_the_owner_asked_for(postgresql_server):
+    config = config_for(postgresql_server, "x")
+    with admin_cursor(config) as cur:
+        ensure_role(cur, "owner_role")
+        create_database(cur, "owned_db", mark=owner_mark("testing"), owner="owner_role")
+        try:
+            cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'owned_db'")
+            assert cur.fetchone() == ("owner_role",)
+        finally:
+            drop_database(cur, "owned_db", mark=owner_mark("testing"))
+            cur.execute("DROP ROLE owner_role")
+
+
+def test_a_production_database_is_never_dropped(postgresql_server):
+    config = config_for(postgresql_server, "x")
+    with admin_cursor(config) as cur:
+        create_database(cur, "kept_db", mark=owner_mark("production"))
+        try:
+            with pytest.raises(DatabaseError) as info:
+                drop_database(cur, "kept_db", mark=owner_mark("production"))
+            assert str(info.value) == (
+                "Refusing to drop database 'kept_db': it was created under the 'production' config and holds its data."
+            )
+            assert database_exists(cur, "kept_db")
+        finally:
+            cur.execute('DROP DATABASE "kept_db"')
+
+
+def test_a_drop_the_server_refuses_is_one_sentence(postgresql_server):
+    config = config_for(postgresql_server, "x")
+    with admin_cursor(config) as cur:
+        create_database(cur, "template_db", mark=owner_mark("testing"))
+        cur.execute('ALTER DATABASE "template_db" IS_TEMPLATE true')
+        try:
+            with pytest.raises(DatabaseError) as info:
+                drop_database(cur, "template_db", mark=owner_mark("testing"))
+            assert str(info.value) == "Could not drop database 'template_db': cannot drop a template database"
+        finally:
+            cur.execute('ALTER DATABASE "template_db" IS_TEMPLATE false')
+            drop_database(cur, "template_db", mark=owner_mark("testing"))
+
+
+def test_connect_passes_extra_parameters_to_the_driver(postgresql_server):
+    from devtools.databases import connect
+
+    config = config_for(postgresql_server, "postgres")
+    with contextlib.closing(connect(config, application_name="lifecycle-test")) as conn, conn.cursor() as cur:
+        cur.execute("SHOW application_name")
+        assert cur.fetchone() == ("lifecycle-test",)

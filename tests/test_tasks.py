@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
 from devtools import scenarios
-from devtools.databases import admin_cursor, drop_database, owner_mark, table_counts
+from devtools.databases import admin_cursor, connect, drop_database, owner_mark, table_counts
 from tests.helpers import STRONG, config_for, interrupt, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import inv as run_inv
@@ -190,13 +190,31 @@ def test_scenario_load_then_list_shows_it_and_leaves_the_dev_database(server_env
     assert load.returncode == 0, load.stderr
     assert "Scenario 'users' loaded into 'cli_db_scenario_users' (120 users)" in load.stdout
     listing = inv("scenario.list", env=server_env)
+    states = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines() if line.strip()}
+    assert states == {"empty": "not", "users": "loaded", "volume": "not"}, listing.stdout  # "not loaded"
     users_line = next(line for line in listing.stdout.splitlines() if line.startswith("users"))
-    assert "loaded" in users_line and "users: 120" in users_line
+    assert "users: 120" in users_line
     assert table_counts(config_for(postgresql_server, "cli_db"), "cli_db") == before
     again = inv("scenario.load", "users", env=server_env)
     assert again.returncode == 2 and "Pass --force" in again.stderr
     assert inv("scenario.reset", "users", env=server_env).returncode == 0
     assert "dropped" in inv("scenario.drop", "users", env=server_env).stdout
+
+
+def test_scenario_load_fills_with_the_seed_it_is_given(server_env, postgresql_server):
+    assert inv("db.init", env=server_env).returncode == 0
+    config = config_for(postgresql_server, "cli_db")
+
+    def load(seed):
+        result = inv("scenario.load", "users", "--size", "20", "--seed", seed, "--force", env=server_env)
+        assert result.returncode == 0, result.stderr
+        with connect(config, dbname="cli_db_scenario_users") as conn, conn.cursor() as cur:
+            cur.execute("SELECT email, name FROM users ORDER BY id")
+            return cur.fetchall()
+
+    seven = load("7")
+    assert load("8") != seven
+    assert load("7") == seven
 
 
 def test_unknown_scenario_exits_2_listing_users(server_env):
