@@ -168,11 +168,7 @@ def db_reset(c, yes=False, config=None):
     """Drop and rebuild the database (never under production)."""
     target = _target(config, start=False)
     targets.refuse_production(target.config)
-    config = target.config
-    overrides = [e.name for e in config.entries if e.source == "environment"]
-    shell = f"; shell overrides: {', '.join(overrides)}" if overrides else ""
-    where = f"on {config['POSTGRES_HOST']}:{config['POSTGRES_PORT']} (config '{config.name}'{shell})"
-    confirm(yes, f"Drop database '{target.database}' {where} and build it again?")
+    confirm(yes, f"Drop database {target.describe()} and build it again?")
     say(target.ensure_running())
     say(str(lifecycle.reset_database(target)))
 

@@ -69,6 +69,14 @@ class Target:
             return f"{what} the local PostgreSQL cluster on {where}."
         return None
 
+    def describe(self) -> str:
+        """Name the database, its server, its config and any shell overrides, as a confirmation should."""
+        config = self.config
+        overrides = [e.name for e in config.entries if e.source == "environment"]
+        shell = f"; shell overrides: {', '.join(overrides)}" if overrides else ""
+        server = f"{config['POSTGRES_HOST']}:{config['POSTGRES_PORT']}"
+        return f"'{self.database}' on {server} (config '{config.name}'{shell})"
+
     def with_database(self, name: str) -> Target:
         """Return this target pointed at database ``name`` on the same server."""
         return Target(self.config.replace(POSTGRES_DB=name), self.cluster)
