@@ -6,13 +6,38 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
-from sqlalchemy import event
+from flask import Flask, g, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from project.extensions import db, end_autocommit, migrate
+from project.extensions import db, migrate, retry_on_new_connection, watch_pool
 from project.revisions import MIGRATIONS_DIR
 from project.settings import config_class, flask_settings
+
+
+# Methods that change nothing, so running one twice is the same as running it once (RFC 9110, 9.2.2).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Application(Flask):
+    """Flask, plus one retry of a safe request whose connection turned out dead (a database restart).
+
+    The pool pings only connections that sat idle (see :func:`project.extensions.watch_pool`), so a restart can
+    leave a recently used connection dead. The first statement on it fails and invalidates the pool; a safe
+    request then runs its view again on a new connection and the client never sees the restart. An unsafe one
+    (POST) is not repeated: it gets the usual 503 and the client decides.
+    """
+
+    def dispatch_request(self):
+        try:
+            return super().dispatch_request()
+        except DBAPIError as exc:
+            if request.method not in SAFE_METHODS or not retry_on_new_connection(exc) or g.get("retried"):
+                raise
+            db.session.rollback()
+            g.retried = True
+            self.logger.info("retrying %s %s on a new connection after: %s", request.method, request.path, exc.orig)
+            return super().dispatch_request()
 
 
 def create_app(config_name: str = "development", overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -24,7 +49,7 @@ def create_app(config_name: str = "development", overrides: Mapping[str, Any] | 
     base = config_class(config_name)
     if config_name == "production":
         refuse_unsafe_production(overrides or {})
-    app = Flask(__name__)
+    app = Application(__name__)
     app.config.from_object(base)
     app.config["CONFIG_NAME"] = config_name
     app.config.update(flask_settings(base, overrides or {}))
@@ -59,7 +84,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR") or MIGRATIONS_DIR))
     with app.app_context():
         for engine in db.engines.values():
-            event.listen(engine, "checkin", end_autocommit)
+            watch_pool(engine, ping_after_idle=app.config["POOL_PING_AFTER_IDLE_SECONDS"])
 
 
 def register_blueprints(app: Flask) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.api.errors import error_response
 from project.errors import first_line
-from project.extensions import autocommit_reads, db
+from project.extensions import autocommit_reads, db, retry_on_new_connection
 from project.revisions import code_head, database_revision, newer_than_code
 
 bp = Blueprint("health", __name__)
@@ -30,6 +30,8 @@ def readyz():
         autocommit_reads()
         current = database_revision(db.session.connection())
     except SQLAlchemyError as exc:
+        if retry_on_new_connection(exc) and not g.get("retried"):
+            raise  # a connection the restart cut: the app runs this probe again on a new one
         db.session.rollback()
         current_app.logger.warning("not ready: %s", first_line(getattr(exc, "orig", exc)))
         return error_response(503, "The database is unavailable.", headers={"Retry-After": "5"})
