@@ -14,7 +14,6 @@ from project.extensions import db, migrate, retry_on_new_connection, watch_pool
 from project.revisions import MIGRATIONS_DIR
 from project.settings import config_class, flask_settings
 
-
 # Methods that change nothing, so running one twice is the same as running it once (RFC 9110, 9.2.2).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -57,7 +57,8 @@ def cut_app_connections(config) -> int:
     """Terminate every connection to the app's database but this one, as a restart would; return how many."""
     with admin_cursor(config) as cur:
         cur.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
             (DBNAME,),
         )
         return cur.fetchone()[0]
