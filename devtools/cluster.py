@@ -31,6 +31,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ PASSFILE = "passfile"
 SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
 INITDB_LAYOUT = 1  # bump when init() changes what a new data directory holds, so cached copies are not reused
 OWNER_FILE = "owner"
+PREPARED_FILE = "prepared"  # in a cache entry: the name of the preparation done in it
+KEEP_PREPARED = 3  # cache entries kept per preparation name (a few branches' migrations), least recently used go
 
 
 def find_bindir(major: int | None = None) -> Path:
@@ -246,6 +249,20 @@ class Status:
         return "stopped" if self.initialised else "not initialised"
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """Work done on a new throwaway cluster before it is handed out, kept with its data directory in the cache.
+
+    ``key`` must change whenever what ``run`` makes would change (a migration's content, for instance): the
+    cached copy is found by it, together with everything that shapes the initialised cluster. Only the
+    :data:`KEEP_PREPARED` most recently used copies per ``name`` are kept.
+    """
+
+    name: str
+    key: str
+    run: Callable[[LocalCluster], object]
+
+
 class LocalCluster:
     """A PostgreSQL cluster in ``base_dir`` (data in ``base_dir/data``, log in ``base_dir/server.log``, the
     superuser's password in ``base_dir/passfile``)."""
@@ -267,6 +284,8 @@ class LocalCluster:
         self.settings = settings
         self.major = major  # the declared major version (POSTGRES_MAJOR_VERSION); None takes what is found
         self.cache_dir = cache_dir  # where initialised data directories are kept to copy instead of running initdb
+        self.preparation: Preparation | None = None  # see start_throwaway
+        self.prepared = False  # whether the data directory came from the cache with the preparation already done
         self.os_user = server_user()
         self._bindir: Path | None = None
 
@@ -372,7 +391,11 @@ class LocalCluster:
             self._check_data_version()
             return False
         self._prepare_base_dir()
-        if self.cache_dir is not None and self._restore_from_cache():
+        if self.cache_dir is not None and self.preparation is not None:
+            self.prepared = self._restore_from_cache(self._cache_entry(self.preparation))
+            if self.prepared:
+                return True
+        if self.cache_dir is not None and self._restore_from_cache(self._cache_entry()):
             return True
         password = secrets.token_urlsafe(32)
         pwfile = self.base_dir / "initdb.pw"
@@ -401,11 +424,12 @@ class LocalCluster:
         _write_private(self.passfile, f"*:*:*:{_passfield(self.superuser)}:{_passfield(password)}\n")
         self._make_certificate()
         if self.cache_dir is not None:
-            self._save_to_cache()
+            self._save_to_cache(self._cache_entry())
         return True
 
-    def _cache_entry(self) -> Path:
-        """Return the cache entry for this cluster: keyed by everything that shapes what initdb makes."""
+    def _cache_entry(self, preparation: Preparation | None = None) -> Path:
+        """Return the cache entry for this cluster: keyed by everything that shapes what initdb makes, and by the
+        key of the preparation done after it, if any."""
         postgres = (self.bindir / "postgres").stat()
         key = repr(
             (
@@ -416,36 +440,61 @@ class LocalCluster:
                 self.superuser,
                 self.supports_tls() and shutil.which("openssl") is not None,
                 INITDB_LAYOUT,
+                (preparation.name, preparation.key, self.settings) if preparation else None,
             )
         )
         return self.cache_dir / hashlib.sha256(key.encode()).hexdigest()[:16]
 
-    def _restore_from_cache(self) -> bool:
-        """Copy a cached, freshly initialised data directory (and its passfile) in; return whether there was one."""
-        entry = self._cache_entry()
+    def _restore_from_cache(self, entry: Path) -> bool:
+        """Copy a cached data directory (and its passfile) in from ``entry``; return whether there was one."""
         if not os.path.lexists(entry):
             return False
         check_private_dir(entry, {os.geteuid()})
-        subprocess.run(["cp", "-a", str(entry / "data"), str(self.data_dir)], check=True, capture_output=True)
-        _write_private(self.passfile, (entry / PASSFILE).read_text())
+        try:
+            subprocess.run(["cp", "-a", str(entry / "data"), str(self.data_dir)], check=True, capture_output=True)
+            _write_private(self.passfile, (entry / PASSFILE).read_text())
+        except (subprocess.CalledProcessError, OSError):  # another run pruned it while we copied: make our own
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.passfile.unlink()
+            return False
+        with contextlib.suppress(OSError):
+            os.utime(entry)  # recently used: kept when older ones are pruned
         return True
 
-    def _save_to_cache(self) -> None:
-        """Keep a copy of the freshly initialised data directory for the next throwaway cluster."""
+    def _save_to_cache(self, entry: Path, preparation: Preparation | None = None) -> None:
+        """Keep a copy of the data directory (stopped, or freshly initialised) as ``entry`` for the next throwaway
+        cluster."""
         self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         check_private_dir(self.cache_dir, {os.geteuid()})
-        entry = self._cache_entry()
         if os.path.lexists(entry):
             return
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.cache_dir))
         try:
             subprocess.run(["cp", "-a", str(self.data_dir), str(staging / "data")], check=True, capture_output=True)
             _write_private(staging / PASSFILE, self.passfile.read_text())
+            if preparation is not None:
+                _write_private(staging / PREPARED_FILE, preparation.name)
             staging.rename(entry)
         except OSError:  # another run saved the same entry first
             pass
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        if preparation is not None:
+            self._prune_cache(preparation.name)
+
+    def _prune_cache(self, name: str) -> None:
+        """Delete all but the KEEP_PREPARED most recently used cache entries prepared by ``name``."""
+        entries = []
+        for entry in self.cache_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if (entry / PREPARED_FILE).read_text() == name:
+                    entries.append((entry.stat().st_mtime, entry))
+        for _, entry in sorted(entries, reverse=True)[KEEP_PREPARED:]:
+            doomed = Path(tempfile.mkdtemp(prefix=".pruned-", dir=self.cache_dir))
+            with contextlib.suppress(OSError):
+                entry.rename(doomed / "entry")  # gone from its name at once; copies in progress fail and fall back
+            shutil.rmtree(doomed, ignore_errors=True)
 
     def _check_data_version(self) -> None:
         made, runs = self.data_major(), self.version()
@@ -677,19 +726,29 @@ def start_throwaway(
     root: str | None = None,
     settings=FAST_SETTINGS,
     major: int | None = None,
+    preparation: Preparation | None = None,
 ) -> LocalCluster:
     """Start a cluster on a free port in a new temporary directory; the caller destroys it.
 
     ``root`` defaults to :func:`throwaway_root`; ``settings`` to the fast, non-durable ones. The directory
     records which process owns it, so :func:`reap_throwaways` can tell a dead run's server from a live one.
+
+    With a ``preparation``, the cluster comes from the cache with it already done when a run with the same key
+    did it before; otherwise it is done now and the stopped data directory is cached for the next run.
     """
     base_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root or throwaway_root()))
     _write_private(base_dir / OWNER_FILE, f"{os.getpid()} {_process_start(os.getpid())}\n")
     cluster = LocalCluster(
         base_dir, port=free_port(), superuser=superuser, settings=settings, major=major, cache_dir=throwaway_cache()
     )
+    cluster.preparation = preparation
     try:
         cluster.start()
+        if preparation is not None and not cluster.prepared:
+            preparation.run(cluster)
+            cluster.stop()  # a clean shutdown, so the copy needs no recovery
+            cluster._save_to_cache(cluster._cache_entry(preparation), preparation)
+            cluster.start()
     except BaseException:
         cluster.destroy()
         raise

@@ -63,7 +63,7 @@ def init_database(target: Target) -> InitReport:
     """Create the target's database if missing and migrate it to head. Idempotent."""
     created = create_database_if_missing(target)
     before = None if created else migrations.current_revision(target.config)
-    head = migrations.head_revision()
+    head = migrations.head_revision(target.config.get("MIGRATIONS_DIR"))
     if before != head:
         migrations.upgrade(target.config)
     return InitReport(target.database, created, before, head)

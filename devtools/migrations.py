@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from devtools.errors import DatabaseError
 from project.configuration import Config
-from project.revisions import code_head, database_revision
+from project.revisions import MIGRATIONS_DIR, code_head, database_revision
 
 
 @contextlib.contextmanager
@@ -41,6 +43,18 @@ def current_revision(config: Config) -> str | None:
 def head_revision(directory: str | None = None) -> str | None:
     """Return the code's migration head(s), comma-separated."""
     return code_head(directory)
+
+
+def digest(directory: str | Path | None = None) -> str:
+    """Return a hash of every file of the migrations (names and contents, not their compiled caches): it changes
+    whenever applying them could make a different schema, so a database migrated before can be reused by it."""
+    root = Path(directory or MIGRATIONS_DIR)
+    hashed = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            hashed.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+            hashed.update(path.read_bytes())
+    return hashed.hexdigest()
 
 
 def _alembic(config: Config, command: str, *args: Any, name: str | None = None, **kwargs: Any) -> Any:

@@ -4,9 +4,13 @@ Lifecycle (per run, or per worker under ``pytest -n``):
 
 1. ``postgresql_server`` starts a new cluster in a temporary directory on a free port (as the ``postgres``
    OS user when run by root) and deletes it at the end, even after Ctrl-C or a failing fixture.
-2. ``postgresql_template`` (pytest-postgresql's noproc factory) creates a template database and applies the
-   real migrations to it once.
-3. ``database`` clones the template once into the run's database; ``app`` is bound to it.
+   The server comes with the real migrations already applied to two databases: one kept pristine as the
+   template, and the run's database. Its data directory is copied from a cache in the user's own cache
+   directory, keyed by the migrations' content, the PostgreSQL binaries and the server settings; when no run
+   with the same key made one before, the migrations are applied now and the result is cached for the next run.
+2. ``postgresql_template`` (pytest-postgresql's noproc factory) copies the pristine one into its template, for
+   the tests that want a database of their own (``postgresql``).
+3. ``database`` is the run's database; ``app`` is bound to it.
 4. Every test that uses ``app`` (or ``client``, ``db_session``, ...) runs inside a transaction that is rolled
    back at its end, so tests are isolated even when the code under test commits.
 
@@ -20,18 +24,19 @@ own code fills the test's transaction before the test runs (see scenarios/README
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 
-from devtools.cluster import LocalCluster, reap_throwaways, start_throwaway
-from devtools.migrations import upgrade
+from devtools import migrations
+from devtools.cluster import LocalCluster, Preparation, reap_throwaways, start_throwaway
 from project.configuration import load_config
 from tests.helpers import config_for, isolated, stop_started
 
@@ -39,21 +44,45 @@ from tests.helpers import config_for, isolated, stop_started
 # their import time then overlaps with initdb instead of preceding it.
 
 TEST_DATABASE = "app_test"
+MIGRATED_DATABASE = "app_test_migrated"
+RUN_DATABASE = "app_test_run"
 SERVER_PREFIX = "project-tests-pg-"
-# The run's server, for pytest-postgresql's load hook, which is handed only an address.
+# The run's server, for the fixtures that need more than its address.
 run_cluster: list[LocalCluster] = []
 
 
-def start_server() -> LocalCluster:
-    """Start the run's throwaway server, of the PostgreSQL major version config/testing.json declares."""
+def migrate_databases(cluster: LocalCluster, migrations_dir: Path | None = None) -> None:
+    """Create MIGRATED_DATABASE on ``cluster`` with the migrations (the project's, or those in ``migrations_dir``)
+    applied, and RUN_DATABASE as its copy."""
+    from devtools import lifecycle
+    from devtools.databases import admin_cursor, create_database, owner_mark
+    from devtools.target import resolve
+
+    config = config_for(cluster, MIGRATED_DATABASE)
+    if migrations_dir is not None:
+        config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
+    lifecycle.init_database(resolve(config))
+    with admin_cursor(config) as cur:
+        create_database(cur, RUN_DATABASE, template=MIGRATED_DATABASE, mark=owner_mark("testing"))
+
+
+def start_server(migrations_dir: Path | None = None) -> LocalCluster:
+    """Start the run's throwaway server, of the PostgreSQL major version config/testing.json declares, with the
+    migrated databases in it (from the cache when the migrations have not changed since they were made)."""
     major = load_config("testing", environ={}).get("POSTGRES_MAJOR_VERSION")
-    return start_throwaway(prefix=SERVER_PREFIX, major=int(major) if major else None)
+    migrated = Preparation(
+        name=f"{MIGRATED_DATABASE} and {RUN_DATABASE}",
+        key=migrations.digest(migrations_dir),
+        run=functools.partial(migrate_databases, migrations_dir=migrations_dir),
+    )
+    return start_throwaway(prefix=SERVER_PREFIX, major=int(major) if major else None, preparation=migrated)
 
 
 class Server(NoopExecutor):
-    """The address of a running server, for pytest-postgresql's ``depends_on``; it has no template of its own."""
+    """The address of a running server, for pytest-postgresql's ``depends_on``: its template is the migrated
+    database, which pytest-postgresql copies into its own template."""
 
-    template_dbname = None
+    template_dbname = MIGRATED_DATABASE
 
 
 early_server = pytest.StashKey[Future]()
@@ -95,6 +124,8 @@ def pytest_sessionfinish(session):
 def postgresql_server(pytestconfig):
     """A PostgreSQL server that exists only for this run."""
     future = pytestconfig.stash.get(early_server, None)
+    import project.app  # noqa: F401  the app's imports (Flask, SQLAlchemy, ...) overlap the server's start
+
     cluster = future.result() if future is not None else start_server()
     # libpq (psycopg 2 and 3, and the programs the tests start) reads the superuser's password from here.
     saved = os.environ.get("PGPASSFILE")
@@ -113,32 +144,16 @@ def postgresql_server(pytestconfig):
         cluster.destroy()
 
 
-def load_migrations(host, port, user, dbname, password=None, **_):
-    """Apply the real migrations to the template database (pytest-postgresql's ``load`` hook)."""
-    upgrade(config_for(run_cluster[-1], dbname))
-
-
-postgresql_template = factories.postgresql_noproc(
-    depends_on="postgresql_server", dbname=TEST_DATABASE, load=[load_migrations]
-)
+postgresql_template = factories.postgresql_noproc(depends_on="postgresql_server", dbname=TEST_DATABASE)
 # A fresh clone of the template per test: slower than a rolled-back transaction (see `nox -s bench`),
 # for the rare test that needs a database of its own.
 postgresql = factories.postgresql("postgresql_template")
 
 
 @pytest.fixture(scope="session")
-def database(postgresql_template):
-    """The run's database, cloned once from the migrated template; yields its config."""
-    name = f"{postgresql_template.dbname}_run"
-    janitor = DatabaseJanitor(
-        user=postgresql_template.user,
-        host=postgresql_template.host,
-        port=postgresql_template.port,
-        dbname=name,
-        template_dbname=postgresql_template.template_dbname,
-    )
-    with janitor:
-        yield config_for(run_cluster[-1], name)
+def database(postgresql_server):
+    """The run's database, migrated, on the run's own server (which is deleted with it); yields its config."""
+    return config_for(postgresql_server, RUN_DATABASE)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,75 @@
+"""The test suite's own server: it comes with the migrations applied, from a cache keyed by their content."""
+
+import shutil
+
+from devtools import cluster as local_postgres
+from devtools.databases import admin_cursor
+from devtools.migrations import head_revision
+from project.revisions import MIGRATIONS_DIR
+from tests.conftest import MIGRATED_DATABASE, RUN_DATABASE, start_server
+from tests.helpers import config_for
+
+NEW_MIGRATION = '''"""add notes"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "b0b0cafe0001"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("notes")
+'''
+
+
+def tables(cluster, dbname: str) -> set[str]:
+    with admin_cursor(config_for(cluster, dbname), dbname=dbname) as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {name for (name,) in cur.fetchall()}
+
+
+def prepared_entries(cache) -> list:
+    return [e for e in (cache / "project-postgres").iterdir() if (e / local_postgres.PREPARED_FILE).exists()]
+
+
+def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    migrations_dir = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations_dir, ignore=shutil.ignore_patterns("__pycache__"))
+
+    first = start_server(migrations_dir)
+    try:
+        assert not first.prepared  # nothing cached yet: migrated now
+        assert tables(first, RUN_DATABASE) == tables(first, MIGRATED_DATABASE) == {"alembic_version", "users"}
+    finally:
+        first.destroy()
+    second = start_server(migrations_dir)
+    try:
+        assert second.prepared
+        assert tables(second, RUN_DATABASE) == {"alembic_version", "users"}
+    finally:
+        second.destroy()
+
+    (migrations_dir / "versions" / "b0b0cafe0001_add_notes.py").write_text(
+        NEW_MIGRATION.format(down=head_revision(str(migrations_dir)))
+    )
+    monkeypatch.setattr(local_postgres, "KEEP_PREPARED", 1)
+    third = start_server(migrations_dir)
+    try:
+        assert not third.prepared  # the changed migrations are a different key
+        assert tables(third, RUN_DATABASE) == tables(third, MIGRATED_DATABASE) == {"alembic_version", "users", "notes"}
+    finally:
+        third.destroy()
+    assert len(prepared_entries(cache)) == 1  # the older migrations' copy was pruned
+    fourth = start_server(migrations_dir)
+    try:
+        assert fourth.prepared and "notes" in tables(fourth, RUN_DATABASE)
+    finally:
+        fourth.destroy()
