@@ -21,10 +21,13 @@ import io
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+import psycopg2.extensions
 
 from devtools.databases import (
     admin_cursor,
@@ -46,7 +49,7 @@ from project.errors import first_line
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_SIZE = 100
 DEFAULT_SEED = 1
-COPY_BATCH = 20_000
+COPY_BATCH = 10_000
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Set by the tasks to show a progress bar for long loads (tqdm); None keeps quiet.
@@ -113,33 +116,45 @@ def mark(config: Config, name: str) -> str:
 def copy_rows(
     connection, table: str, columns: Sequence[str], rows: Iterable[Sequence], total: int | None = None
 ) -> int:
-    """Load ``rows`` into ``table`` with COPY, in batches; return how many were loaded."""
-    cursor = connection.connection.driver_connection.cursor()
+    """Load ``rows`` into ``table`` with COPY, in batches; return how many were loaded.
+
+    Each batch goes to the server from a second thread while this one makes the next, so making rows in Python
+    and the server storing them overlap (the driver lets go of the GIL while it waits for the server). The driver
+    reads each batch in one piece: read in small pieces, each would wait for the GIL this thread holds.
+    """
+    driver_connection = connection.connection.driver_connection
+    codec = psycopg2.extensions.encodings[driver_connection.encoding]
+    cursor = driver_connection.cursor()
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
     count = 0
     bar = progress_factory(total=total, desc=table, unit="rows") if progress_factory and total else None
-    with bar or contextlib.nullcontext():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-            if count % COPY_BATCH == 0:
-                _flush(cursor, statement, buffer)
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-                if bar:
-                    bar.update(COPY_BATCH)
-        _flush(cursor, statement, buffer)
-        if bar:
-            bar.update(count % COPY_BATCH)
+    with bar or contextlib.nullcontext(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy") as sender:
+        sending: Future | None = None
+        for buffer, size in _csv_batches(rows, COPY_BATCH, codec):
+            if sending is not None:
+                sending.result()  # one batch in flight at a time: the server's errors surface here, in order
+            sending = sender.submit(cursor.copy_expert, statement, buffer, size=len(buffer.getbuffer()) or 1)
+            count += size
+            if bar:
+                bar.update(size)
+        if sending is not None:
+            sending.result()
     return count
 
 
-def _flush(cursor, statement: str, buffer: io.StringIO) -> None:
-    if buffer.tell():
-        buffer.seek(0)
-        cursor.copy_expert(statement, buffer)
+def _csv_batches(rows: Iterable[Sequence], size: int, codec: str) -> Iterator[tuple[io.BytesIO, int]]:
+    """Yield ``rows`` as CSV encoded with ``codec``, ``size`` rows to a buffer, with each buffer's row count."""
+    text, writer, count = io.StringIO(), None, 0
+    for row in rows:
+        if writer is None:
+            writer = csv.writer(text)
+        writer.writerow(row)
+        count += 1
+        if count == size:
+            yield io.BytesIO(text.getvalue().encode(codec)), count
+            text, writer, count = io.StringIO(), None, 0
+    if count:
+        yield io.BytesIO(text.getvalue().encode(codec)), count
 
 
 @dataclass

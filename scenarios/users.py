@@ -49,16 +49,27 @@ LAST_NAMES = [
 ]
 DOMAINS = ["example.com", "example.org", "example.net"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+SPAN_DAYS = 3 * 365
+# Formatting a datetime per row costs more than the rest of the row: format each day once, and the time of day
+# with integer arithmetic (the text is what datetime.isoformat() gives).
+DAYS = [(EPOCH + timedelta(days=day)).date().isoformat() for day in range(SPAN_DAYS)]
 
 
 def rows(size, rng):
     """Yield (email, name, created_at) rows; emails are unique, the rest drawn from ``rng``."""
-    span = 3 * 365 * 24 * 3600
+    span = SPAN_DAYS * 24 * 3600
     for i in range(size):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         email = f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower().replace(" ", "")
-        created = EPOCH + timedelta(seconds=rng.randrange(span))
-        yield email, f"{first} {last}", created.isoformat()
+        yield email, f"{first} {last}", created_at(rng.randrange(span))
+
+
+def created_at(seconds: int) -> str:
+    """Return the ISO 8601 text of ``seconds`` after EPOCH."""
+    day, seconds = divmod(seconds, 24 * 3600)
+    hour, seconds = divmod(seconds, 3600)
+    minute, second = divmod(seconds, 60)
+    return f"{DAYS[day]}T{hour:02d}:{minute:02d}:{second:02d}+00:00"
 
 
 def fill(connection, *, size, rng):

@@ -1,14 +1,19 @@
 """Scenarios: built from empty with the real migrations, reproducible, resettable, and never touching other data."""
 
 import random
+from datetime import timedelta
 
+import psycopg2.errors
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from devtools import lifecycle, scenarios
 from devtools.databases import admin_cursor, connect, database_exists, drop_database, owner_mark, table_counts
 from devtools.errors import DatabaseError, ScenarioError
 from devtools.target import resolve
+from scenarios import users as users_scenario
 from tests.helpers import config_for
 
 
@@ -92,10 +97,39 @@ def test_drop_of_a_scenario_whose_template_is_gone_still_drops_its_database(dev_
 
 def test_copy_rows_loads_every_row_as_given_and_counts_them(db_session, monkeypatch):
     monkeypatch.setattr(scenarios, "COPY_BATCH", 2)  # batches of 2, and a last one of 1
-    rows = [("a@example.com", 'Ann, "the first"'), ("b@example.com", "Bob"), ("c@example.com", "Cy")]
+    rows = [("a@example.com", 'Ann, "the first"'), ("b@example.com", "Zoë 😀"), ("c@example.com", "Cy")]
     assert scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), iter(rows)) == 3
     loaded = db_session.execute(text("SELECT email, name FROM users ORDER BY id")).all()
     assert [tuple(row) for row in loaded] == rows
+
+
+def test_copy_rows_stops_at_the_first_batch_the_server_refuses(db_session, monkeypatch):
+    monkeypatch.setattr(scenarios, "COPY_BATCH", 2)
+    made = []
+
+    def rows():
+        for i, email in enumerate(["a@x.org", "b@x.org", "c@x.org", "a@x.org", "e@x.org", "f@x.org", "g@x.org"]):
+            made.append(i)
+            yield email, "Name"
+
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), rows())
+    # The second batch (c, a) fails while the third is being made; the fourth is never made.
+    assert made == [0, 1, 2, 3, 4, 5]
+
+
+def test_copy_rows_passes_on_the_rows_own_error(db_session):
+    def rows():
+        yield "a@x.org", "Name"
+        raise ValueError("no more names")
+
+    with pytest.raises(ValueError, match="no more names"):
+        scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), rows())
+
+
+@given(st.integers(min_value=0, max_value=users_scenario.SPAN_DAYS * 24 * 3600 - 1))
+def test_users_scenario_formats_dates_as_isoformat_does(seconds):
+    assert users_scenario.created_at(seconds) == (users_scenario.EPOCH + timedelta(seconds=seconds)).isoformat()
 
 
 def test_fill_defaults_to_the_scenarios_size_and_the_default_seed():
