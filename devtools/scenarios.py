@@ -9,7 +9,10 @@ A scenario module has a docstring (its description), an optional ``DEFAULT_SIZE`
 in bulk with COPY.
 
 Each scenario's database is ``<POSTGRES_DB>_scenario_<name>``; a template copy saved at load time makes
-``reset`` fast. Both carry an ownership mark, and only marked databases are ever dropped.
+``reset`` fast. Resetting swaps in a spare copy of the template made beforehand (two renames, milliseconds),
+then a background process drops the old database and makes the next spare; a reset that finds no spare
+ready copies the template itself. All of them carry an ownership mark, and only marked databases are ever
+dropped. The background process holds an advisory lock while it works, and loads and drops wait for it.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ import contextlib
 import csv
 import importlib.util
 import io
+import os
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import psycopg2.errors
 import psycopg2.extensions
+from psycopg2 import sql
 
 from devtools.databases import (
     admin_cursor,
@@ -40,7 +46,7 @@ from devtools.databases import (
     table_counts,
     terminate_connections,
 )
-from devtools.errors import ScenarioError
+from devtools.errors import DatabaseError, ScenarioError
 from devtools.migrations import app_context, upgrade
 from devtools.target import Target
 from project.configuration import Config
@@ -51,6 +57,7 @@ DEFAULT_SIZE = 100
 DEFAULT_SEED = 1
 COPY_BATCH = 10_000
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+LOCK_TIMEOUT = "60s"  # how long a load or drop waits for a refill in progress
 
 # Set by the tasks to show a progress bar for long loads (tqdm); None keeps quiet.
 progress_factory: Callable[..., contextlib.AbstractContextManager] | None = None
@@ -108,9 +115,71 @@ def template_name(config: Config, name: str) -> str:
     return f"{database_name(config, name)}_template"
 
 
+def spare_name(config: Config, name: str) -> str:
+    """Return the name of the copy of the template that the next ``reset`` swaps in."""
+    return f"{database_name(config, name)}_spare"
+
+
+def trash_name(config: Config, name: str) -> str:
+    """Return the name the database swapped out by ``reset`` has until the background refill drops it."""
+    return f"{database_name(config, name)}_trash"
+
+
 def mark(config: Config, name: str) -> str:
     """Return the ownership mark of scenario ``name``'s databases under ``config``."""
     return owner_mark(config.name, scenario=name)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Scenario ``name``'s databases under one config, with their ownership mark."""
+
+    database: str
+    template: str
+    spare: str
+    trash: str
+    mark: str
+
+    @classmethod
+    def of(cls, config: Config, name: str) -> Names:
+        return cls(
+            database_name(config, name),
+            template_name(config, name),
+            spare_name(config, name),
+            trash_name(config, name),
+            mark(config, name),
+        )
+
+
+@contextlib.contextmanager
+def refill_lock(cur, names: Names, wait: bool = True) -> Iterator[bool]:
+    """Hold the advisory lock that the background refill of ``names`` holds while it works; yield whether it was
+    taken (with ``wait``, it waits up to LOCK_TIMEOUT, then raises a ScenarioError)."""
+    key = f"project scenario {names.database}"
+    if wait:
+        cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        try:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        except psycopg2.errors.LockNotAvailable:
+            raise ScenarioError(
+                f"The scenario database '{names.database}' is still being prepared by a background process after "
+                f"{LOCK_TIMEOUT}; try again, or look for a stuck session in pg_stat_activity."
+            ) from None
+        taken = True
+    else:
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+        taken = cur.fetchone()[0]
+    try:
+        yield taken
+    finally:
+        if taken:
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+def _drop_all(cur, names: Names) -> None:
+    """Drop every database of ``names`` (refusing, untouched, one the scenario did not create)."""
+    for database in (names.template, names.spare, names.trash, names.database):
+        drop_database(cur, database, mark=names.mark)
 
 
 def copy_rows(
@@ -176,12 +245,12 @@ def load(
     """Build scenario ``name`` from empty: create its database, migrate, fill, save a template."""
     scenario = get(name)
     config, admin = target.config, target.admin()
-    dbname, template = database_name(config, name), template_name(config, name)
+    names = Names.of(config, name)
+    dbname, template = names.database, names.template
     if exists(target, name) and not force:
         raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
-    with admin_cursor(admin) as cur:  # refuses, untouched, a database the scenario did not create
-        drop_database(cur, template, mark=mark(config, name))
-        drop_database(cur, dbname, mark=mark(config, name))
+    with admin_cursor(admin) as cur, refill_lock(cur, names):
+        _drop_all(cur, names)
     step = "creating the database"
     try:
         with admin_cursor(admin) as cur:
@@ -201,35 +270,122 @@ def load(
         raise
     except Exception as exc:
         with contextlib.suppress(Exception), admin_cursor(admin) as cur:
-            drop_database(cur, template, mark=mark(config, name))
-            drop_database(cur, dbname, mark=mark(config, name))
+            _drop_all(cur, names)
         detail = first_line(exc)
         raise ScenarioError(
             f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
         ) from exc
+    start_refill(admin, names)
     return LoadReport(name, dbname, table_counts(admin, dbname))
 
 
 def reset(target: Target, name: str) -> str:
-    """Put scenario ``name`` back to its freshly loaded state from its template."""
+    """Put scenario ``name`` back to its freshly loaded state: swap in the spare copy of its template when one is
+    ready, else copy the template; then have the next spare made in the background."""
     get(name)
-    config, admin = target.config, target.admin()
-    dbname, template = database_name(config, name), template_name(config, name)
+    admin = target.admin()
+    names = Names.of(target.config, name)
     with admin_cursor(admin) as cur:
-        if not database_exists(cur, template):
+        if not database_exists(cur, names.template):
             raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
-        drop_database(cur, dbname, mark=mark(config, name))
-        create_database(cur, dbname, template=template, mark=mark(config, name))
-    return dbname
+        with refill_lock(cur, names, wait=False) as idle:
+            if not (idle and _swap_in_spare(cur, names)):
+                drop_database(cur, names.database, mark=names.mark)
+                create_database(cur, names.database, template=names.template, mark=names.mark)
+    start_refill(admin, names)
+    return names.database
+
+
+def wait_for_refill(target: Target, name: str) -> None:
+    """Return once no background refill of scenario ``name`` is at work."""
+    names = Names.of(target.config, name)
+    with admin_cursor(target.admin()) as cur, refill_lock(cur, names):
+        pass
+
+
+def _swap_in_spare(cur, names: Names) -> bool:
+    """Rename the database aside and the spare into its place; return whether it was done."""
+    if database_mark(cur, names.spare) != names.mark:
+        return False  # none ready (or not ours: left alone)
+    drop_database(cur, names.trash, mark=names.mark)  # left by a refill that was stopped; rare
+    try:
+        if database_exists(cur, names.database):
+            terminate_connections(cur, names.database)
+            _rename(cur, names.database, names.trash)
+    except psycopg2.Error:
+        return False  # a client connected again at once: copy the template instead
+    _rename(cur, names.spare, names.database)
+    return True
+
+
+def _rename(cur, old: str, new: str) -> None:
+    cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(check_name(new))))
+
+
+def start_refill(admin: Config, names: Names) -> str:
+    """Start the background process that drops the swapped-out database and makes the next spare.
+
+    Return once it holds the refill lock (so whatever runs next waits for it or sees it done) with what it said:
+    "working", "busy" (another refill holds the lock) or "" (it failed to start; the next reset then copies the
+    template itself). The process is forked twice, so it is nobody's child to wait for, and lives in its own
+    session with nothing open but its connection: it inherits no secret, and holds no caller's pipe open.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            if os.fork() == 0:
+                os.setsid()
+                _detach_stdio()
+                _refill_and_report(dict(admin), names, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as said:
+        return said.read()
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _refill_and_report(admin: dict, names: Names, report_fd: int) -> None:
+    def report(word: str) -> None:
+        os.write(report_fd, word.encode())
+        os.close(report_fd)
+
+    try:
+        refill(admin, names, report)
+    except (DatabaseError, psycopg2.Error):
+        pass  # the next reset copies the template itself and starts another refill
+
+
+def refill(admin: Mapping, names: Names, report: Callable[[str], None] = lambda word: None) -> None:
+    """Drop the swapped-out database and make the next spare, holding the refill lock; say "working" (or "busy"
+    when another refill holds the lock) through ``report`` as soon as that is known."""
+    with admin_cursor(admin) as cur, refill_lock(cur, names, wait=False) as taken:
+        report("working" if taken else "busy")
+        if not taken:
+            return
+        drop_database(cur, names.trash, mark=names.mark)
+        if database_exists(cur, names.template) and not database_exists(cur, names.spare):
+            create_database(cur, names.spare, template=names.template, mark=names.mark)
 
 
 def drop(target: Target, name: str) -> bool:
     """Drop scenario ``name``'s database and template; return whether it was loaded."""
     get(name)
-    config, admin = target.config, target.admin()
-    with admin_cursor(admin) as cur:
-        dropped = drop_database(cur, database_name(config, name), mark=mark(config, name))
-        dropped_template = drop_database(cur, template_name(config, name), mark=mark(config, name))
+    names = Names.of(target.config, name)
+    with admin_cursor(target.admin()) as cur, refill_lock(cur, names):
+        dropped = drop_database(cur, names.database, mark=names.mark)
+        dropped_template = drop_database(cur, names.template, mark=names.mark)
+        drop_database(cur, names.spare, mark=names.mark)
+        drop_database(cur, names.trash, mark=names.mark)
     return dropped or dropped_template
 
 

@@ -3,6 +3,7 @@
 import random
 from datetime import timedelta
 
+import psycopg2
 import psycopg2.errors
 import pytest
 from hypothesis import given
@@ -10,7 +11,15 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from devtools import lifecycle, scenarios
-from devtools.databases import admin_cursor, connect, database_exists, drop_database, owner_mark, table_counts
+from devtools.databases import (
+    admin_cursor,
+    connect,
+    database_exists,
+    database_mark,
+    drop_database,
+    owner_mark,
+    table_counts,
+)
 from devtools.errors import DatabaseError, ScenarioError
 from devtools.target import resolve
 from scenarios import users as users_scenario
@@ -25,10 +34,9 @@ def dev_config(postgresql_server):
     with connect(config) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (email, name) VALUES ('keep@example.com', 'Keep')")
     yield config
+    for name in scenarios.available():
+        scenarios.drop(resolve(config), name)  # waits for a background refill at work
     with admin_cursor(config) as cur:
-        for name in scenarios.available():
-            drop_database(cur, scenarios.template_name(config, name), mark=scenarios.mark(config, name))
-            drop_database(cur, scenarios.database_name(config, name), mark=scenarios.mark(config, name))
         drop_database(cur, "scn_dev", mark=owner_mark("testing"))
 
 
@@ -70,6 +78,90 @@ def test_reset_returns_to_the_loaded_state(dev_config):
         cur.execute("DELETE FROM users")
     assert scenarios.reset(resolve(dev_config), "users") == "scn_dev_scenario_users"
     assert table_counts(dev_config, "scn_dev_scenario_users") == {"users": 10}
+
+
+def database_oid(config, name):
+    with admin_cursor(config) as cur:
+        cur.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,))
+        row = cur.fetchone()
+        return row[0] if row else None
+
+
+def test_reset_swaps_in_the_spare_made_in_the_background(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    spare = database_oid(dev_config, names.spare)
+    assert spare is not None
+    client = connect(dev_config, dbname=names.database)
+    with client.cursor() as cur:
+        cur.execute("DELETE FROM users")
+    client.commit()
+    assert scenarios.reset(target, "users") == names.database
+    assert database_oid(dev_config, names.database) == spare  # swapped in, not copied
+    assert table_counts(dev_config, names.database) == {"users": 10}
+    with pytest.raises(psycopg2.OperationalError), client.cursor() as cur:
+        cur.execute("SELECT 1")  # the client on the old database was disconnected, not left on it
+    scenarios.wait_for_refill(target, "users")
+    assert database_oid(dev_config, names.trash) is None
+    assert database_oid(dev_config, names.spare) not in (None, spare)  # the next one is ready
+    with admin_cursor(dev_config) as cur:
+        assert database_mark(cur, names.database) == database_mark(cur, names.spare) == names.mark
+
+
+def test_reset_copies_the_template_while_a_refill_is_at_work(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    spare = database_oid(dev_config, names.spare)
+    with admin_cursor(dev_config) as cur, scenarios.refill_lock(cur, names):
+        with connect(dev_config, dbname=names.database) as conn, conn.cursor() as c:
+            c.execute("DELETE FROM users")
+        scenarios.reset(target, "users")
+        assert database_oid(dev_config, names.database) not in (None, spare)
+        assert table_counts(dev_config, names.database) == {"users": 10}
+        assert database_oid(dev_config, names.spare) == spare  # left to the refill that holds the lock
+
+
+def test_reset_without_a_spare_copies_the_template_and_has_one_made(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, names.spare, mark=names.mark)
+    scenarios.reset(target, "users")
+    assert table_counts(dev_config, names.database) == {"users": 10}
+    scenarios.wait_for_refill(target, "users")
+    assert database_oid(dev_config, names.spare) is not None
+
+
+def test_a_spare_the_scenario_did_not_make_is_not_swapped_in(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    with admin_cursor(dev_config) as cur:
+        cur.execute(f"COMMENT ON DATABASE {names.spare} IS 'someone else'")
+    spare = database_oid(dev_config, names.spare)
+    scenarios.reset(target, "users")
+    assert database_oid(dev_config, names.database) != spare
+    scenarios.wait_for_refill(target, "users")
+    assert database_oid(dev_config, names.spare) == spare
+    with admin_cursor(dev_config) as cur:
+        cur.execute(f"COMMENT ON DATABASE {names.spare} IS %s", (names.mark,))
+
+
+def test_load_and_drop_wait_for_a_refill_at_work_and_say_when_it_takes_too_long(dev_config, monkeypatch):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "empty")
+    scenarios.load(target, "empty")
+    monkeypatch.setattr(scenarios, "LOCK_TIMEOUT", "200ms")
+    with admin_cursor(dev_config) as cur, scenarios.refill_lock(cur, names):
+        with pytest.raises(scenarios.ScenarioError, match="still being prepared by a background process after 200ms"):
+            scenarios.drop(target, "empty")
+        with pytest.raises(scenarios.ScenarioError, match="still being prepared"):
+            scenarios.load(target, "empty", force=True)
+    assert scenarios.drop(target, "empty") is True
+    for database in (names.database, names.template, names.spare, names.trash):
+        assert database_oid(dev_config, database) is None
 
 
 def test_reset_of_a_scenario_not_loaded_says_to_load_it(dev_config):

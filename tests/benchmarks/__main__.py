@@ -328,7 +328,23 @@ def bench_scenarios() -> list[Row]:
             for _ in range(3):
                 loads.append(timed(load))
                 bulks.append(bulk_insert())
-        resets, rebuilds = interleaved(lambda: scenarios.reset(target, "users"), load, 3)
+
+        def settled(step):
+            # Each timed step starts after the background copy that the last load or reset began has finished, as
+            # it has when a developer resets after trying some queries.
+            def run():
+                scenarios.wait_for_refill(target, "users")
+                started = time.perf_counter()
+                step()
+                return time.perf_counter() - started
+
+            return run
+
+        resets, rebuilds, refills = [], [], []
+        for _ in range(3):
+            resets.append(settled(lambda: scenarios.reset(target, "users"))())
+            refills.append(timed(lambda: scenarios.wait_for_refill(target, "users")))
+            rebuilds.append(settled(load)())
         small, big = _load_peak_rss(config, 10_000), _load_peak_rss(config, size)
     a, b = statistics.median(loads), statistics.median(bulks)
     c, d = statistics.median(resets), statistics.median(rebuilds)
@@ -352,6 +368,8 @@ def bench_scenarios() -> list[Row]:
             f"{d:.2f} s",
             c / d,
             "<= 0.15",
+            f"stretch <= 0.02 {'met' if c / d <= 0.02 else 'not met'}; the spare swapped in is remade in the "
+            f"background in {statistics.median(refills):.2f} s",
             spread=ratio_spread(resets, rebuilds),
         ),
         Row(
