@@ -48,6 +48,7 @@ PASSFILE = "passfile"
 SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
 INITDB_LAYOUT = 1  # bump when init() changes what a new data directory holds, so cached copies are not reused
 OWNER_FILE = "owner"
+SOCKET_PATH_MAX = 108  # sun_path's size on Linux, its terminating NUL included
 PREPARED_FILE = "prepared"  # in a cache entry: the name of the preparation done in it
 KEEP_PREPARED = 3  # cache entries kept per preparation name (a few branches' migrations), least recently used go
 
@@ -276,6 +277,7 @@ class LocalCluster:
         settings: tuple[str, ...] = (),
         major: int | None = None,
         cache_dir: Path | None = None,
+        socket_dir: Path | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.port = int(port)
@@ -284,6 +286,8 @@ class LocalCluster:
         self.settings = settings
         self.major = major  # the declared major version (POSTGRES_MAJOR_VERSION); None takes what is found
         self.cache_dir = cache_dir  # where initialised data directories are kept to copy instead of running initdb
+        # A private directory for a Unix socket beside TCP: a third less time per round trip than loopback TCP.
+        self.socket_dir = socket_dir
         self.preparation: Preparation | None = None  # see start_throwaway
         self.prepared = False  # whether the data directory came from the cache with the preparation already done
         self.os_user = server_user()
@@ -309,9 +313,10 @@ class LocalCluster:
         return f"LocalCluster({str(self.base_dir)!r}, port={self.port})"
 
     def connection(self) -> dict[str, str]:
-        """Return the settings that connect to this cluster as its superuser (the password through the passfile)."""
+        """Return the settings that connect to this cluster as its superuser (the password through the passfile),
+        through its Unix socket when it has one."""
         return {
-            "POSTGRES_HOST": self.host,
+            "POSTGRES_HOST": str(self.socket_dir) if self.socket_dir else self.host,
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.superuser,
             "POSTGRES_PASSWORD": "",
@@ -587,7 +592,7 @@ class LocalCluster:
                 f"Port {self.port} on {self.host} is taken by another program; stop it, or set POSTGRES_PORT "
                 "to a free port in the config."
             )
-        options = ["-p", str(self.port), "-h", self.host, "-c", "unix_socket_directories="]
+        options = ["-p", str(self.port), "-h", self.host, "-c", f"unix_socket_directories={self.socket_dir or ''}"]
         if (self.data_dir / "server.crt").is_file() and self.supports_tls():
             options += ["-c", "ssl=on"]
         for setting in self.settings:
@@ -739,7 +744,14 @@ def start_throwaway(
     base_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root or throwaway_root()))
     _write_private(base_dir / OWNER_FILE, f"{os.getpid()} {_process_start(os.getpid())}\n")
     cluster = LocalCluster(
-        base_dir, port=free_port(), superuser=superuser, settings=settings, major=major, cache_dir=throwaway_cache()
+        base_dir,
+        port=free_port(),
+        superuser=superuser,
+        settings=settings,
+        major=major,
+        cache_dir=throwaway_cache(),
+        # Its own 0700 directory: only this account (and the server's) can reach the socket.
+        socket_dir=base_dir if len(f"{base_dir}/.s.PGSQL.65535") < SOCKET_PATH_MAX else None,
     )
     cluster.preparation = preparation
     try:

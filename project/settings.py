@@ -125,15 +125,21 @@ def libpq_environ(params: Mapping[str, Any]) -> dict[str, str]:
 
 
 def database_url(values: Mapping[str, Any]) -> URL:
-    """Build the SQLAlchemy URL from the POSTGRES_* settings."""
+    """Build the SQLAlchemy URL from the POSTGRES_* settings.
+
+    A host that is a directory (libpq's way to name a Unix socket) goes in the query: in the URL's host part its
+    slashes would end the host.
+    """
     params = connection_params(values)
+    socket = str(params["host"]).startswith("/")
     return URL.create(
         "postgresql+psycopg2",
         username=params["user"],
         password=params.get("password"),
-        host=params["host"],
+        host=None if socket else params["host"],
         port=params["port"],
         database=params["dbname"],
+        query={"host": params["host"]} if socket else {},
     )
 
 

@@ -83,11 +83,12 @@ def test_the_testing_config_and_app_ignore_the_shell(monkeypatch, postgresql_ser
         monkeypatch.setenv(name, value)
     config = config_for(postgresql_server, "shell_db")  # read after the shell changed, as a new run would
     assert [e.name for e in config.entries if e.source == "environment"] == []
-    assert (config["POSTGRES_HOST"], config["POSTGRES_PORT"]) == ("127.0.0.1", str(postgresql_server.port))
+    socket = str(postgresql_server.cluster.socket_dir)  # the run's server is reached through its Unix socket
+    assert (config["POSTGRES_HOST"], config["POSTGRES_PORT"]) == (socket, str(postgresql_server.port))
     app = create_app("testing", overrides=config)
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    expected = ("127.0.0.1", postgresql_server.port, "postgres", "shell_db")
-    assert (url.host, url.port, url.username, url.database) == expected
+    expected = (socket, postgresql_server.port, "postgres", "shell_db")
+    assert (url.query["host"], url.port, url.username, url.database) == expected
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["sslmode"] == "disable"
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["connect_timeout"] == 3
     assert app.config["SECRET_KEY"] == "testing-only-not-a-secret" and app.config["USERS_PER_PAGE_MAX"] == 100

@@ -70,6 +70,17 @@ def test_another_account_cannot_connect_to_a_test_server(postgresql_server):
 
 
 @needs_root
+def test_another_account_cannot_reach_a_test_servers_socket(postgresql_server):
+    cluster = postgresql_server.cluster
+    socket = cluster.socket_dir / f".s.PGSQL.{cluster.port}"
+    assert socket.is_socket() and stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
+    attempt = as_nobody(psql(cluster), "-h", str(cluster.socket_dir), "-p", str(cluster.port), "-U", "postgres")
+    assert attempt.returncode != 0 and "Permission denied" in attempt.stderr  # not even to the password prompt
+    with psycopg2.connect(host=str(cluster.socket_dir), port=cluster.port, user="postgres", dbname="postgres") as conn:
+        assert conn.server_version
+
+
+@needs_root
 def test_the_passfile_is_readable_by_its_owner_only(postgresql_server):
     passfile = postgresql_server.cluster.passfile
     assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
