@@ -115,10 +115,10 @@ def bench_isolation() -> list[Row]:
                 db.session.execute(text("SELECT 1"))
                 db.session.commit()
 
-        def clone():
+        def clone():  # through the same socket (or TCP) as ours
             janitor = DatabaseJanitor(
                 user=cluster.superuser,
-                host=cluster.host,
+                host=config["POSTGRES_HOST"],
                 port=cluster.port,
                 dbname="bench_clone",
                 template_dbname="bench_template",
@@ -126,7 +126,7 @@ def bench_isolation() -> list[Row]:
             with (
                 janitor,
                 psycopg.connect(
-                    host=cluster.host,
+                    host=config["POSTGRES_HOST"],
                     port=cluster.port,
                     user=cluster.superuser,
                     dbname="bench_clone",
