@@ -7,11 +7,12 @@ through :func:`flask_settings`. Nothing here reads the environment.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING, Any
 
 from project.configuration import BOOLEAN_SETTINGS, INTEGER_SETTINGS, ConfigError, as_bool
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 
 class BaseConfig:
@@ -130,6 +131,8 @@ def database_url(values: Mapping[str, Any]) -> URL:
     A host that is a directory (libpq's way to name a Unix socket) goes in the query: in the URL's host part its
     slashes would end the host.
     """
+    from sqlalchemy.engine import URL  # here, so the tooling's commands that only use psycopg2 skip its import
+
     params = connection_params(values)
     socket = str(params["host"]).startswith("/")
     return URL.create(

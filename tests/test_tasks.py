@@ -12,6 +12,8 @@ pytest.importorskip("invoke", reason="the task tests need invoke (requirements/d
 
 from devtools import scenarios
 from devtools.databases import admin_cursor, connect, drop_database, owner_mark, table_counts
+from devtools.target import resolve
+from project.configuration import load_config
 from tests.helpers import STRONG, config_for, interrupt, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import inv as run_inv
@@ -35,11 +37,10 @@ def server_env(postgresql_server):
         "POSTGRES_DB": "cli_db",
     }
     yield env
-    config = config_for(postgresql_server, "cli_db")
-    with admin_cursor(config) as cur:
-        for name in scenarios.available():
-            drop_database(cur, scenarios.template_name(config, name), mark=owner_mark("development", scenario=name))
-            drop_database(cur, scenarios.database_name(config, name), mark=owner_mark("development", scenario=name))
+    development = resolve(load_config("development", environ=env))
+    for name in scenarios.available():
+        scenarios.drop(development, name)  # waits for a background refill at work
+    with admin_cursor(config_for(postgresql_server, "cli_db")) as cur:
         drop_database(cur, "cli_db", mark=owner_mark("development"))
 
 
