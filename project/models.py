@@ -21,9 +21,14 @@ class User(db.Model):
 
     def to_dict(self) -> dict:
         """Return the user as JSON-ready data."""
-        return {
-            "id": self.id,
-            "email": self.email,
-            "name": self.name,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-        }
+        return user_json(self)
+
+
+def user_json(user) -> dict:
+    """Return a user, a ``User`` or a row of the users table, as JSON-ready data."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "created_at": user.created_at.isoformat() if user.created_at else None,
+    }

@@ -110,6 +110,18 @@ def test_security_headers_on_every_response(client):
     assert "Strict-Transport-Security" not in response.headers
 
 
+def test_a_security_header_the_view_set_is_kept_once(database):
+    app = create_app("testing", overrides=database)
+
+    @app.get("/framed")
+    def framed():
+        return {}, 200, {"x-frame-options": "SAMEORIGIN"}
+
+    response = app.test_client().get("/framed")
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
 def test_production_adds_hsts_and_trusts_its_proxy(database):
     app = create_app("production", overrides={**database, **STRONG, "PROXY_FIX_X_FOR": "1"})
     seen = {}
