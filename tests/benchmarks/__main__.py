@@ -443,7 +443,7 @@ def _load_peak_rss(config, size: int) -> int:
 # -- load ---------------------------------------------------------------------------------------
 
 
-def bench_load(seconds: float = 5.0, rounds: int = 2) -> list[Row]:
+def bench_load(seconds: float = 5.0, rounds: int = 4) -> list[Row]:
     """gunicorn under the production config (TLS to the database, the app role): GET /users/<id> against a
     hello-world app and against a raw pooled psycopg2 endpoint, same gunicorn settings, runs interleaved."""
     from tests.benchmarks.load import run_load
