@@ -58,6 +58,9 @@ DEFAULT_SEED = 1
 COPY_BATCH = 10_000
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 LOCK_TIMEOUT = "60s"  # how long a load or drop waits for a refill in progress
+# Where forking a process that has loaded libpq is safe. On macOS a fork may crash in system frameworks, so the
+# refill runs before the reset returns there.
+FORK_SAFE = sys.platform.startswith("linux")
 
 # Set by the tasks to show a progress bar for long loads (tqdm); None keeps quiet.
 progress_factory: Callable[..., contextlib.AbstractContextManager] | None = None
@@ -157,7 +160,7 @@ def refill_lock(cur, names: Names, wait: bool = True) -> Iterator[bool]:
     taken (with ``wait``, it waits up to LOCK_TIMEOUT, then raises a ScenarioError)."""
     key = f"project scenario {names.database}"
     if wait:
-        cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        cur.execute("SET lock_timeout = %s", (LOCK_TIMEOUT,))
         try:
             cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
         except psycopg2.errors.LockNotAvailable:
@@ -327,9 +330,15 @@ def start_refill(admin: Config, names: Names) -> str:
 
     Return once it holds the refill lock (so whatever runs next waits for it or sees it done) with what it said:
     "working", "busy" (another refill holds the lock) or "" (it failed to start; the next reset then copies the
-    template itself). The process is forked twice, so it is nobody's child to wait for, and lives in its own
-    session with nothing open but its connection: it inherits no secret, and holds no caller's pipe open.
+    template itself); "done" where it cannot fork (see FORK_SAFE) and has done the work itself.
+
+    The process is forked twice, so it is nobody's child to wait for, and lives in its own session with its
+    standard streams on /dev/null, so it holds no caller's pipe or terminal open. It is a fork of the caller and
+    lives for as long as one copy of the template takes.
     """
+    if not FORK_SAFE:
+        refill(dict(admin), names)  # done here, before returning: slower, never wrong
+        return "done"
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -372,3 +372,16 @@ def test_get_in_a_folder_without_scenarios_says_none(tmp_path):
     with pytest.raises(ScenarioError) as info:
         scenarios.get("users", tmp_path)
     assert str(info.value) == "There is no scenario 'users'; available scenarios: none."
+
+
+def test_where_forking_is_unsafe_the_refill_is_done_before_reset_returns(dev_config, monkeypatch):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    monkeypatch.setattr(scenarios, "FORK_SAFE", False)
+    monkeypatch.setattr(scenarios.os, "fork", lambda: pytest.fail("forked where forking is unsafe"))
+    spare = database_oid(dev_config, names.spare)
+    scenarios.reset(target, "users")
+    assert database_oid(dev_config, names.database) == spare
+    assert database_oid(dev_config, names.trash) is None  # already dropped, and
+    assert database_oid(dev_config, names.spare) not in (None, spare)  # the next spare made, before it returned
