@@ -5,7 +5,8 @@ Standard library only. It finds server binaries (``pg_config --bindir``, then ``
 the unprivileged ``postgres`` OS user when it is started by root. The data directory is then owned by that
 user; nothing outside the cluster's own directory changes owner or mode.
 
-Nobody else on the machine can use it: it listens on TCP loopback only, with scram-sha-256 password
+Nobody else on the machine can use it: it listens on TCP loopback (a throwaway cluster also on a Unix socket in
+its own 0700 directory, which no other account can enter), with scram-sha-256 password
 authentication; the superuser's password is generated at ``initdb`` and kept in a 0600 passfile in the cluster's
 0700 directory, which every command of the project hands to libpq (``passfile``/``PGPASSFILE``). The server
 gets an allow-listed environment, never the caller's (secrets stay out of ``/proc/<pid>/environ``), and a
