@@ -477,6 +477,20 @@ def bench_load(seconds: float = 5.0, rounds: int = 4) -> list[Row]:
             for _ in range(rounds):
                 for name, url in urls.items():
                     results[name].append(run_load(url, 16, seconds))
+        inprocess = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "tests.benchmarks.inprocess", str(user_id)],
+                cwd=ROOT,
+                env={**env, "PYTHONPATH": str(ROOT)},
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+    where = (
+        f"in-process per request: ours {inprocess['ours']:.0f} us (its read alone {inprocess['ours_read']:.0f} us), "
+        f"raw {inprocess['raw']:.0f} us, hello {inprocess['hello']:.0f} us"
+    )
     rows = []
     for row_id, baseline, goal in (("P3", "hello", ">= 0.45"), ("P3b", "raw", ">= 0.75")):
         a = statistics.median(r.rps for r in results["ours"])
@@ -491,7 +505,7 @@ def bench_load(seconds: float = 5.0, rounds: int = 4) -> list[Row]:
                 a / b,
                 goal,
                 f"{results['ours'][0].tool}, 16 conns; errors+non-2xx {errors}; "
-                f"p99 {results['ours'][0].p99_ms:.1f} ms ({baseline} {results[baseline][0].p99_ms:.1f} ms)",
+                f"p99 {results['ours'][0].p99_ms:.1f} ms ({baseline} {results[baseline][0].p99_ms:.1f} ms); {where}",
                 spread=ratio_spread([r.rps for r in results["ours"]], [r.rps for r in results[baseline]]),
             )
         )
