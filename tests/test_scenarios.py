@@ -1,5 +1,6 @@
 """Scenarios: built from empty with the real migrations, reproducible, resettable, and never touching other data."""
 
+import os
 import random
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from devtools import lifecycle, scenarios
 from devtools.databases import (
     admin_cursor,
     connect,
+    create_database,
     database_exists,
     database_mark,
     drop_database,
@@ -385,3 +387,44 @@ def test_where_forking_is_unsafe_the_refill_is_done_before_reset_returns(dev_con
     assert database_oid(dev_config, names.database) == spare
     assert database_oid(dev_config, names.trash) is None  # already dropped, and
     assert database_oid(dev_config, names.spare) not in (None, spare)  # the next spare made, before it returned
+
+
+def test_refill_drops_the_swapped_out_database_and_makes_the_spare(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, names.spare, mark=names.mark)
+        cur.execute(f"ALTER DATABASE {names.database} RENAME TO {names.trash}")
+        create_database(cur, names.database, template=names.template, mark=names.mark)
+    said = []
+    scenarios.refill(target.admin(), names, said.append)
+    assert said == ["working"]
+    assert database_oid(dev_config, names.trash) is None
+    assert table_counts(dev_config, names.spare) == {"users": 10}
+
+
+def test_refill_leaves_everything_to_the_refill_that_holds_the_lock(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, names.spare, mark=names.mark)
+    said = []
+    with admin_cursor(dev_config) as cur, scenarios.refill_lock(cur, names):
+        scenarios.refill(target.admin(), names, said.append)
+    assert said == ["busy"] and database_oid(dev_config, names.spare) is None
+
+
+def test_the_background_refill_reports_through_its_pipe_and_swallows_database_errors(dev_config):
+    names = scenarios.Names.of(dev_config, "users")
+    read_end, write_end = os.pipe()
+    unreachable = {**resolve(dev_config).admin(), "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1"}
+    scenarios._refill_and_report(unreachable, names, write_end)  # cannot connect: says nothing, raises nothing
+    os.close(write_end)
+    with os.fdopen(read_end) as said:
+        assert said.read() == ""
+    read_end, write_end = os.pipe()
+    scenarios._refill_and_report(resolve(dev_config).admin(), names, write_end)
+    with os.fdopen(read_end) as said:
+        assert said.read() == "working"  # and it closed its end, or this read would wait
