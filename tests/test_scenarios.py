@@ -2,6 +2,8 @@
 
 import os
 import random
+import threading
+import time
 from datetime import timedelta
 
 import psycopg2
@@ -131,10 +133,86 @@ def test_reset_without_a_spare_copies_the_template_and_has_one_made(dev_config):
     scenarios.wait_for_refill(target, "users")
     with admin_cursor(dev_config) as cur:
         drop_database(cur, names.spare, mark=names.mark)
+    delete_users(dev_config, names.database)
     scenarios.reset(target, "users")
     assert table_counts(dev_config, names.database) == {"users": 10}
     scenarios.wait_for_refill(target, "users")
     assert database_oid(dev_config, names.spare) is not None
+
+
+def delete_users(config, database):
+    with connect(config, dbname=database) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM users")
+
+
+def test_reset_copies_the_template_when_a_client_holds_on_to_the_database(dev_config, monkeypatch):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    delete_users(dev_config, names.database)
+    monkeypatch.setattr(scenarios, "terminate_connections", lambda cur, name: None)  # as if it reconnected at once
+    client = connect(dev_config, dbname=names.database)
+    try:
+        scenarios.reset(target, "users")  # the rename is refused; the drop that ends sessions is not
+    finally:
+        client.close()
+    assert table_counts(dev_config, names.database) == {"users": 10}
+
+
+def test_reset_clears_a_database_left_aside_by_a_refill_that_was_stopped(dev_config):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    with admin_cursor(dev_config) as cur:
+        create_database(cur, names.trash, mark=names.mark)
+    spare = database_oid(dev_config, names.spare)
+    scenarios.reset(target, "users")
+    assert database_oid(dev_config, names.database) == spare
+
+
+def test_each_scenario_has_databases_of_its_own(dev_config):
+    users, empty = scenarios.Names.of(dev_config, "users"), scenarios.Names.of(dev_config, "empty")
+    assert users.mark != empty.mark
+    for field in ("database", "template", "spare", "trash"):
+        assert getattr(users, field) != getattr(empty, field)
+        assert getattr(users, field).startswith("scn_dev_scenario_users")
+
+
+def test_reset_returns_before_the_background_copy_is_made(dev_config, monkeypatch, tmp_path):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    go = tmp_path / "go"
+    real_create = scenarios.create_database
+
+    def create_when_told(*args, **kwargs):  # the forked refill inherits this
+        deadline = time.monotonic() + 30
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "create_database", create_when_told)
+    scenarios.reset(target, "users")  # swaps the spare in; the refill then waits for `go` to make the next
+    assert database_oid(dev_config, names.spare) is None  # reset did not wait for it
+    waiting = threading.Thread(target=scenarios.wait_for_refill, args=(target, "users"))
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()  # wait_for_refill waits for the refill at work
+    go.touch()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive() and database_oid(dev_config, names.spare) is not None
+
+
+def test_start_refill_says_what_the_refill_did(dev_config, monkeypatch):
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    assert scenarios.start_refill(target.admin(), names) == "working"
+    scenarios.wait_for_refill(target, "users")
+    with admin_cursor(dev_config) as cur, scenarios.refill_lock(cur, names):
+        assert scenarios.start_refill(target.admin(), names) == "busy"
+    monkeypatch.setattr(scenarios, "FORK_SAFE", False)
+    assert scenarios.start_refill(target.admin(), names) == "done"
 
 
 def test_a_spare_the_scenario_did_not_make_is_not_swapped_in(dev_config):
@@ -161,6 +239,8 @@ def test_load_and_drop_wait_for_a_refill_at_work_and_say_when_it_takes_too_long(
             scenarios.drop(target, "empty")
         with pytest.raises(scenarios.ScenarioError, match="still being prepared"):
             scenarios.load(target, "empty", force=True)
+    with admin_cursor(dev_config) as cur:
+        create_database(cur, names.trash, mark=names.mark)  # as a refill stopped half-way leaves it
     assert scenarios.drop(target, "empty") is True
     for database in (names.database, names.template, names.spare, names.trash):
         assert database_oid(dev_config, database) is None
@@ -210,6 +290,13 @@ def test_copy_rows_stops_at_the_first_batch_the_server_refuses(db_session, monke
         scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), rows())
     # The second batch (c, a) fails while the third is being made; the fourth is never made.
     assert made == [0, 1, 2, 3, 4, 5]
+
+
+def test_copy_rows_raises_when_the_server_refuses_the_last_batch(db_session, monkeypatch):
+    monkeypatch.setattr(scenarios, "COPY_BATCH", 2)
+    rows = [("a@x.org", "Name"), ("b@x.org", "Name"), ("a@x.org", "Name")]
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        scenarios.copy_rows(db_session.connection(), "users", ("email", "name"), iter(rows))
 
 
 def test_copy_rows_passes_on_the_rows_own_error(db_session):
