@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from pytest_postgresql.executors import NoopExecutor
 from devtools import migrations
 from devtools.cluster import LocalCluster, Preparation, reap_throwaways, start_throwaway
 from project.configuration import load_config
-from tests.helpers import config_for, isolated, stop_started
+from tests.helpers import ROOT, config_for, isolated, stop_started
 
 # Flask and SQLAlchemy are imported inside the fixtures, after the server has started starting in the background:
 # their import time then overlaps with initdb instead of preceding it.
@@ -53,17 +56,16 @@ run_cluster: list[LocalCluster] = []
 
 def migrate_databases(cluster: LocalCluster, migrations_dir: Path | None = None) -> None:
     """Create MIGRATED_DATABASE on ``cluster`` with the migrations (the project's, or those in ``migrations_dir``)
-    applied, and RUN_DATABASE as its copy."""
-    from devtools import lifecycle
-    from devtools.databases import admin_cursor, create_database, owner_mark
-    from devtools.target import resolve
-
-    config = config_for(cluster, MIGRATED_DATABASE)
+    applied, and RUN_DATABASE as its copy, in a process of its own (tests/migrated.py says why)."""
+    values = dict(cluster.connection())
     if migrations_dir is not None:
-        config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
-    lifecycle.init_database(resolve(config))
-    with admin_cursor(config) as cur:
-        create_database(cur, RUN_DATABASE, template=MIGRATED_DATABASE, mark=owner_mark("testing"))
+        values["MIGRATIONS_DIR"] = str(migrations_dir)
+    job = json.dumps({"values": values, "migrated": MIGRATED_DATABASE, "run": RUN_DATABASE})
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.migrated"], input=job, capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"Making the migrated test databases failed:\n{done.stderr[-4000:]}")
 
 
 def start_server(migrations_dir: Path | None = None) -> LocalCluster:
