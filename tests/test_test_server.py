@@ -1,13 +1,16 @@
 """The test suite's own server: it comes with the migrations applied, from a cache keyed by their content."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 from devtools import cluster as local_postgres
 from devtools.databases import admin_cursor
 from devtools.migrations import head_revision
 from project.revisions import MIGRATIONS_DIR
 from tests.conftest import MIGRATED_DATABASE, RUN_DATABASE, start_server
-from tests.helpers import config_for
+from tests.helpers import ROOT, config_for
 
 NEW_MIGRATION = '''"""add notes"""
 import sqlalchemy as sa
@@ -73,3 +76,17 @@ def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_
         assert fourth.prepared and "notes" in tables(fourth, RUN_DATABASE)
     finally:
         fourth.destroy()
+
+
+def test_making_the_databases_imports_nothing_into_the_process_that_collects_tests(tmp_path):
+    # The server is prepared in a background thread while pytest's main thread imports the test modules; alembic
+    # or Flask imported in both threads at once can fail half-way, so the migrations run in a process of their own.
+    code = (
+        "import sys; from tests.conftest import start_server; "
+        "cluster = start_server(); cluster.destroy(); "
+        "print(not cluster.prepared, sorted(m for m in ('alembic', 'flask', 'sqlalchemy') if m in sys.modules))"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # nothing cached: the databases are made
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "True []"
