@@ -84,6 +84,15 @@ def test_reset_returns_to_the_loaded_state(dev_config):
     assert table_counts(dev_config, "scn_dev_scenario_users") == {"users": 10}
 
 
+@pytest.fixture
+def users_loaded(dev_config):
+    """The users scenario loaded (10 users) on the stand-in server, with its first spare made: (target, names)."""
+    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
+    scenarios.load(target, "users", size=10)
+    scenarios.wait_for_refill(target, "users")
+    return target, names
+
+
 def database_oid(config, name):
     with admin_cursor(config) as cur:
         cur.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,))
@@ -91,10 +100,8 @@ def database_oid(config, name):
         return row[0] if row else None
 
 
-def test_reset_swaps_in_the_spare_made_in_the_background(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_reset_swaps_in_the_spare_made_in_the_background(users_loaded, dev_config):
+    target, names = users_loaded
     spare = database_oid(dev_config, names.spare)
     assert spare is not None
     client = connect(dev_config, dbname=names.database)
@@ -113,10 +120,8 @@ def test_reset_swaps_in_the_spare_made_in_the_background(dev_config):
         assert database_mark(cur, names.database) == database_mark(cur, names.spare) == names.mark
 
 
-def test_reset_copies_the_template_while_a_refill_is_at_work(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_reset_copies_the_template_while_a_refill_is_at_work(users_loaded, dev_config):
+    target, names = users_loaded
     spare = database_oid(dev_config, names.spare)
     with admin_cursor(dev_config) as cur, scenarios.refill_lock(cur, names):
         with connect(dev_config, dbname=names.database) as conn, conn.cursor() as c:
@@ -127,10 +132,8 @@ def test_reset_copies_the_template_while_a_refill_is_at_work(dev_config):
         assert database_oid(dev_config, names.spare) == spare  # left to the refill that holds the lock
 
 
-def test_reset_without_a_spare_copies_the_template_and_has_one_made(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_reset_without_a_spare_copies_the_template_and_has_one_made(users_loaded, dev_config):
+    target, names = users_loaded
     with admin_cursor(dev_config) as cur:
         drop_database(cur, names.spare, mark=names.mark)
     delete_users(dev_config, names.database)
@@ -145,10 +148,8 @@ def delete_users(config, database):
         cur.execute("DELETE FROM users")
 
 
-def test_reset_copies_the_template_when_a_client_holds_on_to_the_database(dev_config, monkeypatch):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_reset_copies_the_template_when_a_client_holds_on_to_the_database(users_loaded, dev_config, monkeypatch):
+    target, names = users_loaded
     delete_users(dev_config, names.database)
     monkeypatch.setattr(scenarios, "terminate_connections", lambda cur, name: None)  # as if it reconnected at once
     client = connect(dev_config, dbname=names.database)
@@ -159,10 +160,8 @@ def test_reset_copies_the_template_when_a_client_holds_on_to_the_database(dev_co
     assert table_counts(dev_config, names.database) == {"users": 10}
 
 
-def test_reset_clears_a_database_left_aside_by_a_refill_that_was_stopped(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_reset_clears_a_database_left_aside_by_a_refill_that_was_stopped(users_loaded, dev_config):
+    target, names = users_loaded
     with admin_cursor(dev_config) as cur:
         create_database(cur, names.trash, mark=names.mark)
     spare = database_oid(dev_config, names.spare)
@@ -178,10 +177,8 @@ def test_each_scenario_has_databases_of_its_own(dev_config):
         assert getattr(users, field).startswith("scn_dev_scenario_users")
 
 
-def test_reset_returns_before_the_background_copy_is_made(dev_config, monkeypatch, tmp_path):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_reset_returns_before_the_background_copy_is_made(users_loaded, dev_config, monkeypatch, tmp_path):
+    target, names = users_loaded
     go = tmp_path / "go"
     real_create = scenarios.create_database
 
@@ -203,10 +200,8 @@ def test_reset_returns_before_the_background_copy_is_made(dev_config, monkeypatc
     assert not waiting.is_alive() and database_oid(dev_config, names.spare) is not None
 
 
-def test_start_refill_says_what_the_refill_did(dev_config, monkeypatch):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_start_refill_says_what_the_refill_did(users_loaded, dev_config, monkeypatch):
+    target, names = users_loaded
     assert scenarios.start_refill(target.admin(), names) == "working"
     scenarios.wait_for_refill(target, "users")
     with admin_cursor(dev_config) as cur, scenarios.refill_lock(cur, names):
@@ -215,10 +210,8 @@ def test_start_refill_says_what_the_refill_did(dev_config, monkeypatch):
     assert scenarios.start_refill(target.admin(), names) == "done"
 
 
-def test_a_spare_the_scenario_did_not_make_is_not_swapped_in(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_a_spare_the_scenario_did_not_make_is_not_swapped_in(users_loaded, dev_config):
+    target, names = users_loaded
     with admin_cursor(dev_config) as cur:
         cur.execute(f"COMMENT ON DATABASE {names.spare} IS 'someone else'")
     spare = database_oid(dev_config, names.spare)
@@ -463,10 +456,8 @@ def test_get_in_a_folder_without_scenarios_says_none(tmp_path):
     assert str(info.value) == "There is no scenario 'users'; available scenarios: none."
 
 
-def test_where_forking_is_unsafe_the_refill_is_done_before_reset_returns(dev_config, monkeypatch):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_where_forking_is_unsafe_the_refill_is_done_before_reset_returns(users_loaded, dev_config, monkeypatch):
+    target, names = users_loaded
     monkeypatch.setattr(scenarios, "FORK_SAFE", False)
     monkeypatch.setattr(scenarios.os, "fork", lambda: pytest.fail("forked where forking is unsafe"))
     spare = database_oid(dev_config, names.spare)
@@ -476,10 +467,8 @@ def test_where_forking_is_unsafe_the_refill_is_done_before_reset_returns(dev_con
     assert database_oid(dev_config, names.spare) not in (None, spare)  # the next spare made, before it returned
 
 
-def test_refill_drops_the_swapped_out_database_and_makes_the_spare(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_refill_drops_the_swapped_out_database_and_makes_the_spare(users_loaded, dev_config):
+    target, names = users_loaded
     with admin_cursor(dev_config) as cur:
         drop_database(cur, names.spare, mark=names.mark)
         cur.execute(f"ALTER DATABASE {names.database} RENAME TO {names.trash}")
@@ -491,10 +480,8 @@ def test_refill_drops_the_swapped_out_database_and_makes_the_spare(dev_config):
     assert table_counts(dev_config, names.spare) == {"users": 10}
 
 
-def test_refill_leaves_everything_to_the_refill_that_holds_the_lock(dev_config):
-    target, names = resolve(dev_config), scenarios.Names.of(dev_config, "users")
-    scenarios.load(target, "users", size=10)
-    scenarios.wait_for_refill(target, "users")
+def test_refill_leaves_everything_to_the_refill_that_holds_the_lock(users_loaded, dev_config):
+    target, names = users_loaded
     with admin_cursor(dev_config) as cur:
         drop_database(cur, names.spare, mark=names.mark)
     said = []
