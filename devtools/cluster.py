@@ -279,6 +279,7 @@ class LocalCluster:
         major: int | None = None,
         cache_dir: Path | None = None,
         socket_dir: Path | None = None,
+        preparation: Preparation | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.port = int(port)
@@ -289,7 +290,7 @@ class LocalCluster:
         self.cache_dir = cache_dir  # where initialised data directories are kept to copy instead of running initdb
         # A private directory for a Unix socket beside TCP: a third less time per round trip than loopback TCP.
         self.socket_dir = socket_dir
-        self.preparation: Preparation | None = None  # see start_throwaway
+        self.preparation = preparation  # done after init and cached with it, by start_throwaway
         self.prepared = False  # whether the data directory came from the cache with the preparation already done
         self.os_user = server_user()
         self._bindir: Path | None = None
@@ -753,8 +754,8 @@ def start_throwaway(
         cache_dir=throwaway_cache(),
         # Its own 0700 directory: only this account (and the server's) can reach the socket.
         socket_dir=base_dir if len(f"{base_dir}/.s.PGSQL.65535") < SOCKET_PATH_MAX else None,
+        preparation=preparation,
     )
-    cluster.preparation = preparation
     try:
         cluster.start()
         if preparation is not None and not cluster.prepared:

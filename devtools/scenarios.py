@@ -118,16 +118,6 @@ def template_name(config: Config, name: str) -> str:
     return f"{database_name(config, name)}_template"
 
 
-def spare_name(config: Config, name: str) -> str:
-    """Return the name of the copy of the template that the next ``reset`` swaps in."""
-    return f"{database_name(config, name)}_spare"
-
-
-def trash_name(config: Config, name: str) -> str:
-    """Return the name the database swapped out by ``reset`` has until the background refill drops it."""
-    return f"{database_name(config, name)}_trash"
-
-
 def mark(config: Config, name: str) -> str:
     """Return the ownership mark of scenario ``name``'s databases under ``config``."""
     return owner_mark(config.name, scenario=name)
@@ -135,7 +125,9 @@ def mark(config: Config, name: str) -> str:
 
 @dataclass(frozen=True)
 class Names:
-    """Scenario ``name``'s databases under one config, with their ownership mark."""
+    """Scenario ``name``'s databases under one config, with their ownership mark: the database, the template
+    ``reset`` restores, the spare copy of it the next ``reset`` swaps in, and the name the swapped-out database
+    has until the background refill drops it."""
 
     database: str
     template: str
@@ -145,13 +137,8 @@ class Names:
 
     @classmethod
     def of(cls, config: Config, name: str) -> Names:
-        return cls(
-            database_name(config, name),
-            template_name(config, name),
-            spare_name(config, name),
-            trash_name(config, name),
-            mark(config, name),
-        )
+        database = database_name(config, name)
+        return cls(database, template_name(config, name), f"{database}_spare", f"{database}_trash", mark(config, name))
 
 
 @contextlib.contextmanager
