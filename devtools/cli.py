@@ -1,5 +1,5 @@
-"""invoke plumbing for ``tasks.py``: user mistakes as one sentence and exit 2, numeric options, confirmation,
-and handing the terminal over to a long-running server."""
+"""invoke plumbing for the tasks: user mistakes as one sentence and exit 2, numeric options, confirmation, the
+command's database target, and handing the terminal over to a long-running server or psql."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from invoke import Exit, Program
 from invoke import task as invoke_task
 from invoke.parser import ParseError
 
+from devtools import target as targets
+from project.configuration import Config, load_config
 from project.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,3 +134,28 @@ def remainder(c) -> list[str]:
         if " ".join(words) == c.remainder:
             return words
     return shlex.split(c.remainder)
+
+
+def resolve_target(config_name: str | None, start: bool = True) -> targets.Target:
+    """Load a config, resolve where its database lives (once per command) and start the local cluster there."""
+    target = targets.resolve(load_config(config_name))
+    if start:
+        say(target.ensure_running())
+    return target
+
+
+def flask_run(c, config: Config, host: str, port: int, debug: bool) -> None:
+    """Replace this process with the Flask debug server for ``config``."""
+    argv = flask_argv("run", "--debug" if debug else "--no-debug", "--host", host, "--port", str(port))
+    serve(c, argv, config.environ())
+
+
+def psql(c, config: Config) -> None:
+    """Open psql on ``config``'s database, or exit 2 when psql is not installed."""
+    from project.settings import connection_params, libpq_environ
+
+    if not c.config.run.dry and which("psql") is None:
+        raise Exit(
+            "Error: psql is not installed; install the PostgreSQL client (apt-get install postgresql-client).", 2
+        )
+    c.run("psql", env=libpq_environ(connection_params(config)), pty=sys.stdin.isatty())

@@ -105,3 +105,11 @@ def environ(config: Config) -> dict[str, str]:
     """Return compose's environment for ``config``: its settings, the pinned images and the host user's ids."""
     ids = {"HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())} if hasattr(os, "getuid") else {}
     return {**config.environ(), **image_environ(config), **ids}
+
+
+def invocation(config_name: str | None, args: Sequence[str], dry: bool = False) -> tuple[list[str], dict[str, str]]:
+    """Return the command line and environment that run compose ``args`` under a config, the engine checked."""
+    config = load(config_name, args, dry)
+    argv = command(config.name, *args, dry=dry)
+    engine_running(dry)
+    return argv, environ(config)

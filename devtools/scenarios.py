@@ -61,9 +61,8 @@ LOCK_TIMEOUT = "60s"  # how long a load or drop waits for a refill in progress
 # Where forking a process that has loaded libpq is safe. On macOS a fork may crash in system frameworks, so the
 # refill runs before the reset returns there.
 FORK_SAFE = sys.platform.startswith("linux")
-
-# Set by the tasks to show a progress bar for long loads (tqdm); None keeps quiet.
-progress_factory: Callable[..., contextlib.AbstractContextManager] | None = None
+# The execution option that carries a load's progress-bar factory (tqdm) on the connection a scenario fills.
+PROGRESS_OPTION = "project_progress"
 
 
 class ScenarioExists(ScenarioError):
@@ -186,7 +185,8 @@ def copy_rows(
     cursor = driver_connection.cursor()
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
     count = 0
-    bar = progress_factory(total=total, desc=table, unit="rows") if progress_factory and total else None
+    progress = connection.get_execution_options().get(PROGRESS_OPTION)
+    bar = progress(total=total, desc=table, unit="rows") if progress and total else None
     with bar or contextlib.nullcontext(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy") as sender:
         sending: Future | None = None
         for buffer, size in _csv_batches(rows, COPY_BATCH, codec):
@@ -223,6 +223,13 @@ class LoadReport:
     counts: dict[str, int]
 
 
+def loaded(target: Target, name: str) -> Target:
+    """Return ``target`` pointed at scenario ``name``'s database, or raise a ScenarioError when it is not loaded."""
+    if not exists(target, name):
+        raise ScenarioError(f"scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
+    return target.with_database(database_name(target.config, name))
+
+
 def exists(target: Target, name: str) -> bool:
     """Tell whether scenario ``name``'s database exists on the target's server."""
     with admin_cursor(target.admin()) as cur:
@@ -230,9 +237,15 @@ def exists(target: Target, name: str) -> bool:
 
 
 def load(
-    target: Target, name: str, *, size: int | None = None, seed: int = DEFAULT_SEED, force: bool = False
+    target: Target,
+    name: str,
+    *,
+    size: int | None = None,
+    seed: int = DEFAULT_SEED,
+    force: bool = False,
+    progress: Callable[..., contextlib.AbstractContextManager] | None = None,
 ) -> LoadReport:
-    """Build scenario ``name`` from empty: create its database, migrate, fill, save a template."""
+    """Build scenario ``name`` from empty: create its database, migrate, fill (``progress`` bars), save a template."""
     scenario = get(name)
     config, admin = target.config, target.admin()
     names = Names.of(config, name)
@@ -251,6 +264,7 @@ def load(
         from project.extensions import db
 
         with app_context(config, POSTGRES_DB=dbname), db.engine.begin() as connection:
+            connection.execution_options(**{PROGRESS_OPTION: progress})
             scenario.fill(connection, size=size, rng=random.Random(seed))
         step = "saving the template for reset"
         with admin_cursor(admin) as cur:

@@ -46,8 +46,8 @@ def test_no_module_of_the_app_mentions_the_tooling():
 def counted(monkeypatch):
     """Count how often the tasks resolve a target and read the local cluster's address."""
     pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
-    import tasks
     from devtools import target
+    from devtools.tasks import ns
 
     calls = {"resolve": 0, "local_cluster": 0}
 
@@ -60,7 +60,7 @@ def counted(monkeypatch):
 
     monkeypatch.setattr(target, "resolve", counting("resolve", target.resolve))
     monkeypatch.setattr(target, "local_cluster", counting("local_cluster", target.local_cluster))
-    return tasks, calls
+    return ns, calls
 
 
 @pytest.fixture
@@ -86,15 +86,15 @@ def pointed_at(postgresql_server, monkeypatch):
 
 @pytest.mark.parametrize(
     ("task", "args"),
-    [("db_init", ()), ("scenario_load", ("empty",)), ("db_upgrade", ())],
+    [("db.init", ()), ("scenario.load", ("empty",)), ("db.upgrade", ())],
 )
 def test_a_task_resolves_its_target_once(counted, pointed_at, task, args, capsys):
     from invoke import Context
 
     tasks, calls = counted
-    if task != "db_init":
-        tasks.db_init(Context(), config="development")
+    if task != "db.init":
+        tasks["db.init"](Context(), config="development")
         calls.update(resolve=0, local_cluster=0)
-    getattr(tasks, task)(Context(), *args, config="development")
+    tasks[task](Context(), *args, config="development")
     assert calls == {"resolve": 1, "local_cluster": 1}
     assert "layout_db" in capsys.readouterr().out

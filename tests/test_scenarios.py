@@ -399,9 +399,8 @@ def test_progress_bar_is_fed_every_row(dev_config, monkeypatch):
         def update(self, n):
             seen.append(n)
 
-    monkeypatch.setattr(scenarios, "progress_factory", Bar)
     monkeypatch.setattr(scenarios, "COPY_BATCH", 40)
-    scenarios.load(resolve(dev_config), "users", size=100)
+    scenarios.load(resolve(dev_config), "users", size=100, progress=Bar)
     assert seen[0] == {"total": 100, "desc": "users", "unit": "rows"} and sum(seen[1:]) == 100
 
 

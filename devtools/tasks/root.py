@@ -1,0 +1,69 @@
+"""The top-level tasks: serve the app (debug server, production simulation), run Flask commands, start a project."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from invoke import Collection, Exit
+
+from devtools import cli, lifecycle
+from devtools.cli import say, task, whole_number
+from project.configuration import as_bool, load_config
+
+
+@task(help={"host": "Address to listen on", "port": "Port to listen on"})
+def dev(c, host="127.0.0.1", port="5000", config=None):
+    """Serve the app with the Flask debug server (migrates first)."""
+    port = whole_number("--port", port, 1, 65535)
+    target = cli.resolve_target(config)
+    say(str(lifecycle.init_database(target)))
+    print(f"Serving on http://{host}:{port} with the '{target.config.name}' config; Ctrl-C stops it.", flush=True)
+    cli.flask_run(c, target.config, host, port, debug=as_bool(target.config.get("FLASK_DEBUG", "false")))
+
+
+@task(
+    help={
+        "dest": "Directory to create (new or empty, outside this project)",
+        "package": "Python package name (default: DEST's name)",
+        "name": "Project name, the README's title (default: from the package)",
+        "database": "Base of the database names: BASE_dev, BASE_test, BASE (default: the package)",
+    }
+)
+def new(c, dest, package=None, name=None, database=None):
+    """Start your own project in DEST from this one."""
+    from devtools import new as generator
+
+    created = generator.create(cli.ROOT, Path(dest), package=package, title=name, database=database)
+    names = created.names
+    databases = ", ".join(names.databases)
+    print(f"Created {names.title} in {created.dest}: package '{names.package}', databases {databases}.")
+    print(f"Its git repository has one commit ({created.commit}).")
+    for note in created.notes:
+        print(f"Check: {note}")
+    print(f"Next: cd {shlex.quote(str(created.dest))}, then follow its README's Quickstart.")
+
+
+@task(help={"host": "Address to listen on", "port": "Port to listen on"})
+def prod(c, host="127.0.0.1", port="8000", config="production"):
+    """Simulate production: gunicorn on the local cluster."""
+    from devtools import prod as simulation
+
+    port = whole_number("--port", port, 1, 65535)
+    plan = simulation.prepare(load_config(config), host=host, port=port)
+    for line in plan.messages:
+        say(line)
+    print(f"Serving the '{plan.config.name}' config through gunicorn on http://{host}:{port}; Ctrl-C stops it.")
+    cli.serve(c, plan.command, plan.env)
+
+
+@task
+def flask(c, config=None):
+    """Run any Flask command under a config (-- routes)."""
+    args = cli.remainder(c)
+    if not args:
+        raise Exit("Error: name a Flask command after --, e.g. `inv flask -- routes` or `inv flask -- shell`.", 2)
+    cli.serve(c, cli.flask_argv(*args), load_config(config).environ())
+
+
+ns = Collection(dev, prod, flask, new)
