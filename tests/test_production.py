@@ -27,7 +27,7 @@ def test_prepare_refuses_a_weak_secret(postgresql_server):
 
 
 def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_server, tmp_path):
-    from devtools.cluster import free_port
+    from devtools.processes import free_port
 
     port = free_port()
     config = production_config(POSTGRES_DB="prodsim", GUNICORN_WORKERS="1")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.cluster import free_port
+from devtools.processes import free_port
 from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 

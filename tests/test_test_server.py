@@ -5,9 +5,9 @@ import shutil
 import subprocess
 import sys
 
-from devtools import cluster as local_postgres
 from devtools.databases import admin_cursor
 from devtools.migrations import head_revision
+from devtools.postgres import cache as data_cache
 from project.revisions import MIGRATIONS_DIR
 from tests.conftest import MIGRATED_DATABASE, RUN_DATABASE, start_server
 from tests.helpers import ROOT, config_for
@@ -38,7 +38,7 @@ def tables(cluster, dbname: str) -> set[str]:
 
 
 def prepared_entries(cache) -> list:
-    return [e for e in (cache / "project-postgres").iterdir() if (e / local_postgres.PREPARED_FILE).exists()]
+    return [e for e in (cache / "project-postgres").iterdir() if (e / data_cache.PREPARED_FILE).exists()]
 
 
 def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_path, monkeypatch):
@@ -63,7 +63,7 @@ def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_
     (migrations_dir / "versions" / "b0b0cafe0001_add_notes.py").write_text(
         NEW_MIGRATION.format(down=head_revision(str(migrations_dir)))
     )
-    monkeypatch.setattr(local_postgres, "KEEP_PREPARED", 1)
+    monkeypatch.setattr(data_cache, "KEEP_PREPARED", 1)
     third = start_server(migrations_dir)
     try:
         assert not third.prepared  # the changed migrations are a different key

@@ -72,11 +72,11 @@ def server_with_database(dbname: str = "bench", durable: bool = False):
     test suite's memory-backed, fsync-off one.
     """
     from devtools import lifecycle
-    from devtools.cluster import ephemeral_cluster
+    from devtools.postgres.throwaway import throwaway_cluster
     from devtools.target import resolve, throwaway_config
 
     options = {"root": tempfile.gettempdir(), "settings": ()} if durable else {}
-    with ephemeral_cluster(prefix="project-bench-pg-", **options) as cluster:
+    with throwaway_cluster(prefix="project-bench-pg-", **options) as cluster:
         config = throwaway_config(cluster, dbname)
         lifecycle.init_database(resolve(config))
         saved = os.environ.get("PGPASSFILE")
@@ -181,7 +181,8 @@ def test_index(app):
 
 def bench_first_result() -> list[Row]:
     """Time to the first test result against a seed-style flow (initdb, start, create database, create_all)."""
-    from devtools.cluster import LocalCluster, free_port
+    from devtools.postgres.cluster import LocalCluster
+    from devtools.processes import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG"))}
     pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
@@ -203,8 +204,10 @@ def bench_first_result() -> list[Row]:
         base = Path(tempfile.mkdtemp(prefix="project-bench-seed-"))
         cluster = LocalCluster(base, port=free_port())  # stock settings: fsync on, like a fresh install
         try:
-            cluster._prepare_base_dir()
-            cluster._run("initdb", "--pgdata", str(cluster.data_dir), "--username", "postgres", "--auth", "trust")
+            cluster.make_base_dir()
+            cluster.run_program(
+                "initdb", "--pgdata", str(cluster.data_dir), "--username", "postgres", "--auth", "trust"
+            )
             (cluster.passfile).write_text("*:*:*:postgres:unused-with-trust\n")
             cluster.passfile.chmod(0o600)
             cluster.start()

@@ -1,0 +1,54 @@
+"""This machine's ports and processes: a free port, whether one is taken, when a process has exited."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Tell whether something accepts connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def process_stat(pid: int) -> list[str] | None:
+    """Return the fields of ``/proc/<pid>/stat`` after the command name (the state first), or None when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """Return process ``pid``'s start time (in clock ticks since boot), which tells a reused pid apart."""
+    fields = process_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` has exited (or is a zombie nobody reaps); return whether it did in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fields = process_stat(pid)
+        if fields is None:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+        elif fields[0] == "Z":
+            return True
+        time.sleep(0.005)
+    return False
