@@ -30,6 +30,13 @@ STRONG = {
 }
 
 
+def one_sentence(text: str) -> str:
+    """Return the one line of ``text``, failing the test when it has more or holds a traceback."""
+    lines = [line for line in text.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
 def config_for(server, dbname: str):
     """Return the testing config pointed at ``dbname`` on a throwaway server (or its cluster), ignoring the shell."""
     return throwaway_config(getattr(server, "cluster", server), dbname)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from devtools import deploy
+from devtools.deploy import kubernetes, plan, rendering
 from devtools.errors import DeployError
 from project.configuration import load_config
-from tests.helpers import STRONG
+from tests.helpers import STRONG, one_sentence
 from tests.helpers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def register_task_definition():
 def test_ecs_task_definitions_pass_botocores_register_task_definition_validator(register_task_definition):
     from botocore.validate import validate_parameters
 
-    definitions = deploy.render(production(), "ecs", IMAGE)
+    definitions = rendering.render(production(), "ecs", IMAGE)
     assert set(definitions) == {"web", "migrate"}
     for definition in definitions.values():
         validate_parameters(definition, register_task_definition)
@@ -64,14 +64,14 @@ def test_botocore_validator_would_catch_a_wrong_shape(register_task_definition):
     from botocore.exceptions import ParamValidationError
     from botocore.validate import validate_parameters
 
-    definition = deploy.render(production(), "ecs", IMAGE)["web"]
+    definition = rendering.render(production(), "ecs", IMAGE)["web"]
     definition["cpu"] = 512  # ECS wants a string
     with pytest.raises(ParamValidationError):
         validate_parameters(definition, register_task_definition)
 
 
 def test_ecs_web_gets_the_app_roles_password_and_never_the_migration_password():
-    (web,) = deploy.render(production(), "ecs", IMAGE)["web"]["containerDefinitions"]
+    (web,) = rendering.render(production(), "ecs", IMAGE)["web"]["containerDefinitions"]
     given = {s["name"]: s["valueFrom"] for s in web["secrets"]}
     assert given == {"SECRET_KEY": ARN + "SECRET_KEY", "POSTGRES_PASSWORD": ARN + "POSTGRES_PASSWORD"}
     assert env_of(web)["DATABASE_ROLE"] == "app"
@@ -81,7 +81,7 @@ def test_ecs_web_gets_the_app_roles_password_and_never_the_migration_password():
 
 
 def test_ecs_migration_runs_the_upgrade_as_the_owner_role_with_only_its_password():
-    definition = deploy.render(production(), "ecs", IMAGE)["migrate"]
+    definition = rendering.render(production(), "ecs", IMAGE)["migrate"]
     (migrate,) = definition["containerDefinitions"]
     assert migrate["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
     assert env_of(migrate)["DATABASE_ROLE"] == "migration"
@@ -91,7 +91,7 @@ def test_ecs_migration_runs_the_upgrade_as_the_owner_role_with_only_its_password
 
 
 def test_ecs_web_is_non_root_read_only_checked_on_healthz_and_logs_to_the_secrets_region():
-    definition = deploy.render(production(), "ecs", IMAGE)["web"]
+    definition = rendering.render(production(), "ecs", IMAGE)["web"]
     (web,) = definition["containerDefinitions"]
     assert web["image"] == IMAGE and web["user"] == "10001:10001"
     assert web["readonlyRootFilesystem"] is True
@@ -107,21 +107,21 @@ def test_ecs_web_is_non_root_read_only_checked_on_healthz_and_logs_to_the_secret
 def test_the_app_writes_only_where_the_renders_give_it_writable_space():
     # gunicorn's heartbeat files go to /dev/shm, a tmpfs outside the read-only root filesystem.
     assert 'worker_tmp_dir = "/dev/shm"' in (ROOT / "gunicorn.conf.py").read_text()
-    assert deploy.WRITABLE_PATHS == ("/tmp",)
+    assert plan.WRITABLE_PATHS == ("/tmp",)
 
 
 def test_ecs_region_and_execution_role_can_be_given(register_task_definition):
     from botocore.validate import validate_parameters
 
     role = "arn:aws:iam::123456789012:role/app-production-execution"
-    definition = deploy.render(production(), "ecs", IMAGE, region="us-east-2", execution_role=role)["web"]
+    definition = rendering.render(production(), "ecs", IMAGE, region="us-east-2", execution_role=role)["web"]
     validate_parameters(definition, register_task_definition)
     assert definition["executionRoleArn"] == role
     assert definition["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-region"] == "us-east-2"
     with pytest.raises(DeployError, match="not an IAM role ARN"):
-        deploy.render(production(), "ecs", IMAGE, execution_role="app-role")
+        rendering.render(production(), "ecs", IMAGE, execution_role="app-role")
     with pytest.raises(DeployError, match="not an AWS region"):
-        deploy.render(production(), "ecs", IMAGE, region="Europe")
+        rendering.render(production(), "ecs", IMAGE, region="Europe")
 
 
 def test_ecs_without_any_arn_needs_a_region(tmp_path):
@@ -132,8 +132,8 @@ def test_ecs_without_any_arn_needs_a_region(tmp_path):
         POSTGRES_MIGRATION_PASSWORD={"valueFrom": "/app/production/POSTGRES_MIGRATION_PASSWORD"},
     )
     with pytest.raises(DeployError, match="pass --region"):
-        deploy.render(config, "ecs", IMAGE)
-    assert deploy.render(config, "ecs", IMAGE, region="eu-west-1")
+        rendering.render(config, "ecs", IMAGE)
+    assert rendering.render(config, "ecs", IMAGE, region="eu-west-1")
 
 
 # -- refusals -------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_ecs_without_any_arn_needs_a_region(tmp_path):
 )
 def test_secret_locations_ecs_reads_are_accepted(tmp_path, location):
     config = config_with(tmp_path, SECRET_KEY={"valueFrom": location})
-    (web,) = deploy.render(config, "ecs", IMAGE)["web"]["containerDefinitions"]
+    (web,) = rendering.render(config, "ecs", IMAGE)["web"]["containerDefinitions"]
     assert {"name": "SECRET_KEY", "valueFrom": location} in web["secrets"]
 
 
@@ -166,33 +166,33 @@ def test_secret_locations_ecs_reads_are_accepted(tmp_path, location):
 )
 def test_a_secret_location_ecs_cannot_read_is_refused_naming_the_entry(tmp_path, location):
     config = config_with(tmp_path, SECRET_KEY={"valueFrom": location})
-    for target in deploy.TARGETS:
+    for target in rendering.TARGETS:
         with pytest.raises(DeployError, match=r"SECRET_KEY's valueFrom .* is not a Secrets Manager ARN"):
-            deploy.render(config, target, IMAGE)
+            rendering.render(config, target, IMAGE)
 
 
 def test_a_literal_secret_is_refused_naming_the_entry(tmp_path):
     config = config_with(tmp_path, POSTGRES_PASSWORD={"value": "hunter2hunter2hunter2"})
     with pytest.raises(DeployError, match="POSTGRES_PASSWORD looks like a secret but is stored as a literal"):
-        deploy.render(config, "kubernetes", IMAGE)
+        rendering.render(config, "kubernetes", IMAGE)
 
 
 @pytest.mark.parametrize("image", ["", "   ", None])
 def test_a_missing_image_is_refused(image):
     with pytest.raises(DeployError, match="pass --image"):
-        deploy.render(production(), "ecs", image)
+        rendering.render(production(), "ecs", image)
 
 
 def test_a_malformed_image_an_unknown_target_and_a_loopback_bind_are_refused(tmp_path):
     with pytest.raises(DeployError, match="is not an image reference"):
-        deploy.render(production(), "ecs", "my app:1")
+        rendering.render(production(), "ecs", "my app:1")
     with pytest.raises(DeployError, match="valid targets: ecs, kubernetes"):
-        deploy.render(production(), "nomad", IMAGE)
+        rendering.render(production(), "nomad", IMAGE)
     with pytest.raises(DeployError, match="lower-case letters"):
-        deploy.render(production(), "ecs", IMAGE, name="My_App")
+        rendering.render(production(), "ecs", IMAGE, name="My_App")
     config = config_with(tmp_path, GUNICORN_BIND={"value": "127.0.0.1:8000"})
     with pytest.raises(DeployError, match="GUNICORN_BIND is '127.0.0.1:8000'"):
-        deploy.render(config, "kubernetes", IMAGE)
+        rendering.render(config, "kubernetes", IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -203,12 +203,6 @@ def project_copy(tmp_path_factory):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "tasks.py", root)
     return root
-
-
-def one_sentence(text):
-    lines = [line for line in text.strip().splitlines() if line]
-    assert len(lines) == 1 and "Traceback" not in text, text
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -239,7 +233,7 @@ def test_render_task_writes_one_file_per_definition(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "ecs").iterdir()) == ["migrate.json", "web.json"]
     web = json.loads((tmp_path / "ecs" / "web.json").read_text())
-    assert web == deploy.render(production(), "ecs", IMAGE)["web"]
+    assert web == rendering.render(production(), "ecs", IMAGE)["web"]
     printed = run_inv("deploy.render", "kubernetes", "--image", IMAGE, "--replicas", "3")
     assert json.loads(printed.stdout)["4-deployment"]["spec"]["replicas"] == 3
 
@@ -247,14 +241,14 @@ def test_render_task_writes_one_file_per_definition(tmp_path):
 def test_render_refuses_an_output_folder_it_cannot_create(tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
     with pytest.raises(DeployError, match="cannot create the folder"):
-        deploy.write({"web": {}}, tmp_path / "taken" / "ecs")
+        rendering.write({"web": {}}, tmp_path / "taken" / "ecs")
 
 
 def test_a_config_without_database_role_still_gives_each_process_its_role(tmp_path):
     entries = json.loads((ROOT / "config" / "production.json").read_text())
     (tmp_path / "production.json").write_text(json.dumps([e for e in entries if e["name"] != "DATABASE_ROLE"]))
     config = load_config("production", environ={}, config_dir=tmp_path, require_secrets=False)
-    definitions = deploy.render(config, "ecs", IMAGE)
+    definitions = rendering.render(config, "ecs", IMAGE)
     roles = {k: env_of(d["containerDefinitions"][0])["DATABASE_ROLE"] for k, d in definitions.items()}
     assert roles == {"web": "app", "migrate": "migration"}
 
@@ -264,18 +258,18 @@ def test_a_config_without_database_role_still_gives_each_process_its_role(tmp_pa
 
 def test_kubernetes_manifests_pass_kubernetes_validate_strictly():
     utils = pytest.importorskip("kubernetes_validate.utils")
-    manifests = deploy.render(production(), "kubernetes", IMAGE)
+    manifests = rendering.render(production(), "kubernetes", IMAGE)
     assert [m["kind"] for m in manifests.values()] == ["ConfigMap", "Job", "Service", "Deployment"]
     for manifest in manifests.values():
-        utils.validate(manifest, deploy.KUBERNETES_VERSION, strict=True)
+        utils.validate(manifest, kubernetes.KUBERNETES_VERSION, strict=True)
     broken = manifests["4-deployment"]
     broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(utils.ValidationError):
-        utils.validate(broken, deploy.KUBERNETES_VERSION, strict=True)
+        utils.validate(broken, kubernetes.KUBERNETES_VERSION, strict=True)
 
 
 def test_kubernetes_deployment_probes_resources_security_and_graceful_termination():
-    deployment = deploy.render(production(), "kubernetes", IMAGE, replicas=4)["4-deployment"]
+    deployment = rendering.render(production(), "kubernetes", IMAGE, replicas=4)["4-deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (web,) = pod["containers"]
     assert deployment["spec"]["replicas"] == 4
@@ -294,7 +288,7 @@ def test_kubernetes_deployment_probes_resources_security_and_graceful_terminatio
 
 
 def test_kubernetes_secrets_are_references_by_name_never_values_and_split_by_role():
-    manifests = deploy.render(production(), "kubernetes", IMAGE)
+    manifests = rendering.render(production(), "kubernetes", IMAGE)
     text = json.dumps(manifests)
     assert "arn:aws" not in text and STRONG["SECRET_KEY"] not in text
     assert not any(k in manifests["1-configmap"]["data"] for k in ("SECRET_KEY", "POSTGRES_PASSWORD"))
@@ -312,76 +306,9 @@ def test_kubernetes_secrets_are_references_by_name_never_values_and_split_by_rol
 
 
 def test_each_image_gets_its_own_migration_job():
-    first = deploy.render(production(), "kubernetes", IMAGE)["2-migrate-job"]["metadata"]["name"]
-    second = deploy.render(production(), "kubernetes", IMAGE + "1")["2-migrate-job"]["metadata"]["name"]
+    first = rendering.render(production(), "kubernetes", IMAGE)["2-migrate-job"]["metadata"]["name"]
+    second = rendering.render(production(), "kubernetes", IMAGE + "1")["2-migrate-job"]["metadata"]["name"]
     assert first != second and first.startswith("app-production-migrate-") and len(first) <= 63
-
-
-# -- connection budget ----------------------------------------------------------------------------
-
-
-def test_budget_counts_replicas_workers_pools_the_rolling_update_and_the_migration():
-    budget = deploy.budget(production(), 2)
-    assert budget.workers == 3  # GUNICORN_WORKERS=0 on the rendered 0.5 CPU: 2 x 1 + 1
-    assert "0.5 CPU from the rendered web size" in budget.workers_note
-    assert budget.pool == 10 and budget.per_replica == 30
-    assert budget.peak() == 90 and budget.available == 90
-    assert budget.problems() == []
-    assert budget.most_replicas() == 2
-
-
-def test_budget_says_what_to_change_when_replicas_exceed_it():
-    budget = deploy.budget(production(), 3)
-    (problem,) = budget.problems()
-    assert "3 replicas can open 120 database connections but the server allows 90" in problem
-    assert "run at most 2 replicas" in problem and "GUNICORN_WORKERS" in problem and "max_connections" in problem
-
-
-def test_budget_follows_cpus_explicit_workers_and_the_server():
-    assert deploy.budget(production(), 1, cpus=4).workers == 9
-    config = production().replace(GUNICORN_WORKERS="2")
-    budget = deploy.budget(config, 10, max_connections=500, reserved=20, surge=0)
-    assert budget.workers == 2 and budget.peak() == 201 and budget.problems() == []
-    assert "no replica fits" in deploy.budget(production(), 1, max_connections=20).problems()[0]
-    with pytest.raises(DeployError, match="leaves no connection"):
-        deploy.budget(production(), 1, max_connections=10, reserved=10)
-
-
-@pytest.mark.parametrize("text", ["0", "-1", "two", "nan", "2000"])
-def test_bad_cpus_are_refused(text):
-    with pytest.raises(DeployError, match="--cpus must be a number of CPUs"):
-        deploy.parse_cpus(text)
-
-
-def strong_env():
-    return {"SECRET_KEY": STRONG["SECRET_KEY"], "POSTGRES_PASSWORD": STRONG["POSTGRES_PASSWORD"]}
-
-
-def test_deploy_check_passes_a_budget_that_fits_and_shows_the_arithmetic():
-    result = run_inv("deploy.check", "--replicas", "2", env=strong_env())
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Connections per replica: 3 workers x 10 (pool_size + max_overflow) = 30." in result.stdout
-    assert "GUNICORN_WORKERS=0 means 2 x CPUs + 1" in result.stdout
-
-
-def test_deploy_check_says_when_it_did_not_check_the_budget():
-    result = run_inv("deploy.check", env=strong_env())
-    assert result.returncode == 0, result.stderr
-    assert "pass --replicas N" in result.stdout and "Connection budget:" not in result.stdout
-
-
-def test_deploy_check_fails_too_many_replicas_with_exit_1_naming_what_to_change():
-    result = run_inv("deploy.check", "--replicas", "5", "--cpus", "1", env=strong_env())
-    assert result.returncode == 1
-    assert "5 replicas can open 180 database connections but the server allows 90" in result.stderr
-    assert "run at most 2 replicas" in result.stderr
-    bigger = run_inv("deploy.check", "--replicas", "5", "--max-connections", "400", env=strong_env())
-    assert bigger.returncode == 0, bigger.stderr
-
-
-def test_deploy_check_refuses_a_bad_option_with_exit_2():
-    result = run_inv("deploy.check", "--replicas", "2", "--cpus", "lots", env=strong_env())
-    assert result.returncode == 2 and "--cpus must be a number" in one_sentence(result.stderr)
 
 
 # -- Terraform ------------------------------------------------------------------------------------
@@ -409,7 +336,7 @@ def test_the_readmes_terraform_snippet_reads_the_raw_config_as_the_ecs_render_do
     )
     assert result.returncode == 0, result.stderr
     read = json.loads(json.loads(result.stdout.strip()))
-    rendered = deploy.render(production(), "ecs", IMAGE)
+    rendered = rendering.render(production(), "ecs", IMAGE)
     (web,) = rendered["web"]["containerDefinitions"]
     (migrate,) = rendered["migrate"]["containerDefinitions"]
     # The render adds APPLICATION_CONFIG (the image already sets it for production); otherwise they agree.

@@ -14,7 +14,7 @@ from devtools import scenarios
 from devtools.databases import admin_cursor, connect, drop_database, owner_mark, table_counts
 from devtools.target import resolve
 from project.configuration import load_config
-from tests.helpers import STRONG, config_for, interrupt, request, start_task
+from tests.helpers import STRONG, config_for, interrupt, one_sentence, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import inv as run_inv
 
@@ -42,13 +42,6 @@ def server_env(postgresql_server):
         scenarios.drop(development, name)  # waits for a background refill at work
     with admin_cursor(config_for(postgresql_server, "cli_db")) as cur:
         drop_database(cur, "cli_db", mark=owner_mark("development"))
-
-
-def one_sentence(text):
-    lines = [line for line in text.strip().splitlines() if line]
-    assert len(lines) == 1, text
-    assert "Traceback" not in text
-    return lines[0]
 
 
 def test_list_explains_every_task_in_one_line():

@@ -27,14 +27,14 @@ def check(c, config="production", replicas=None, max_connections="100", reserved
     loaded = load_config(config, require_secrets=False)
     found = deploy_checks.problems(loaded, loaded)
     if replicas is not None:
-        from devtools import deploy
+        from devtools.deploy import connections
 
-        budget = deploy.budget(
+        budget = connections.budget(
             loaded,
             whole_number("--replicas", replicas, 1, 10_000),
             max_connections=whole_number("--max-connections", max_connections, 1, 262_143),
             reserved=whole_number("--reserved", reserved, 0, 262_143),
-            cpus=deploy.parse_cpus(cpus),
+            cpus=connections.parse_cpus(cpus),
             surge=whole_number("--surge", surge, 0, 10_000),
         )
         print("Connection budget:\n" + "\n".join(f"  {line}" for line in budget.lines()))
@@ -70,9 +70,9 @@ def render(
     config="production",
 ):
     """Render ECS task definitions or Kubernetes manifests."""
-    from devtools import deploy
+    from devtools.deploy import rendering
 
-    documents = deploy.render(
+    documents = rendering.render(
         load_config(config, require_secrets=False),
         target,
         image,
@@ -81,7 +81,7 @@ def render(
         region=region,
         execution_role=execution_role,
     )
-    for path in deploy.write(documents, Path(output) if output else None):
+    for path in rendering.write(documents, Path(output) if output else None):
         print(f"Wrote {path}")
 
 
