@@ -182,12 +182,12 @@ def app(_session_app, request):
     with isolated(_session_app, _session_app.extensions["test_connection"]) as connection:
         marker = request.node.get_closest_marker("scenario")
         if marker:
-            from devtools import scenarios
+            from devtools.scenarios import catalogue
 
             name = marker.args[0]
-            size = marker.kwargs.get("size", scenarios.DEFAULT_SIZE)
-            seed = marker.kwargs.get("seed", scenarios.DEFAULT_SEED)
-            scenarios.get(name).fill(connection, size=size, rng=random.Random(seed))
+            size = marker.kwargs.get("size", catalogue.DEFAULT_SIZE)
+            seed = marker.kwargs.get("seed", catalogue.DEFAULT_SEED)
+            catalogue.get(name).fill(connection, size=size, rng=random.Random(seed))
         yield _session_app
 
 

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
-from devtools import scenarios
 from devtools.databases import admin_cursor, connect, drop_database, owner_mark, table_counts
+from devtools.scenarios import catalogue, runner
 from devtools.target import resolve
 from project.configuration import load_config
 from tests.helpers import STRONG, config_for, interrupt, one_sentence, request, start_task
@@ -38,8 +38,8 @@ def server_env(postgresql_server):
     }
     yield env
     development = resolve(load_config("development", environ=env))
-    for name in scenarios.available():
-        scenarios.drop(development, name)  # waits for a background refill at work
+    for name in catalogue.available():
+        runner.drop(development, name)  # waits for a background refill at work
     with admin_cursor(config_for(postgresql_server, "cli_db")) as cur:
         drop_database(cur, "cli_db", mark=owner_mark("development"))
 

@@ -1,0 +1,191 @@
+"""Load, reset, list and drop scenario databases on a target's server.
+
+Each scenario's database is ``<POSTGRES_DB>_scenario_<name>``; a template copy saved at load time makes
+``reset`` fast. Resetting swaps in a spare copy of the template made beforehand (two renames, milliseconds),
+then a background process drops the old database and makes the next spare (``spares``); a reset that finds no
+spare ready copies the template itself. All of them carry an ownership mark, and only marked databases are ever
+dropped. The background process holds an advisory lock while it works, and loads and drops wait for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg2
+from psycopg2 import sql
+
+from devtools.databases import (
+    admin_cursor,
+    check_name,
+    create_database,
+    database_exists,
+    database_mark,
+    drop_database,
+    table_counts,
+    terminate_connections,
+)
+from devtools.errors import ScenarioError
+from devtools.migrations import app_context, upgrade
+from devtools.scenarios.catalogue import DEFAULT_SEED, available, get
+from devtools.scenarios.copying import PROGRESS_OPTION
+from devtools.scenarios.naming import ScenarioNames
+from devtools.scenarios.spares import refill_lock, start_refill
+from devtools.target import Target
+from project.errors import first_line
+
+
+class ScenarioExists(ScenarioError):
+    """The scenario's database exists and replacing it was not confirmed."""
+
+
+def _drop_all(cur, names: ScenarioNames) -> None:
+    """Drop every database of ``names`` (refusing, untouched, one the scenario did not create)."""
+    for database in (names.template, names.spare, names.trash, names.database):
+        drop_database(cur, database, mark=names.mark)
+
+
+@dataclass
+class LoadReport:
+    name: str
+    database: str
+    counts: dict[str, int]
+
+
+def loaded(target: Target, name: str) -> Target:
+    """Return ``target`` pointed at scenario ``name``'s database, or raise a ScenarioError when it is not loaded."""
+    if not exists(target, name):
+        raise ScenarioError(f"scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
+    return target.with_database(ScenarioNames.of(target.config, name).database)
+
+
+def exists(target: Target, name: str) -> bool:
+    """Tell whether scenario ``name``'s database exists on the target's server."""
+    with admin_cursor(target.admin()) as cur:
+        return database_exists(cur, ScenarioNames.of(target.config, name).database)
+
+
+def load(
+    target: Target,
+    name: str,
+    *,
+    size: int | None = None,
+    seed: int = DEFAULT_SEED,
+    force: bool = False,
+    progress: Callable[..., contextlib.AbstractContextManager] | None = None,
+) -> LoadReport:
+    """Build scenario ``name`` from empty: create its database, migrate, fill (``progress`` bars), save a template."""
+    scenario = get(name)
+    config, admin = target.config, target.admin()
+    names = ScenarioNames.of(config, name)
+    dbname, template = names.database, names.template
+    if exists(target, name) and not force:
+        raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
+    with admin_cursor(admin) as cur, refill_lock(cur, names):
+        _drop_all(cur, names)
+    step = "creating the database"
+    try:
+        with admin_cursor(admin) as cur:
+            create_database(cur, dbname, mark=names.mark)
+        step = "applying the migrations"
+        upgrade(config, name=dbname)
+        step = f"running scenarios/{name}.py"
+        from project.extensions import db
+
+        with app_context(config, POSTGRES_DB=dbname), db.engine.begin() as connection:
+            connection.execution_options(**{PROGRESS_OPTION: progress})
+            scenario.fill(connection, size=size, rng=random.Random(seed))
+        step = "saving the template for reset"
+        with admin_cursor(admin) as cur:
+            terminate_connections(cur, dbname)
+            create_database(cur, template, template=dbname, mark=names.mark)
+    except ScenarioError:
+        raise
+    except Exception as exc:
+        with contextlib.suppress(Exception), admin_cursor(admin) as cur:
+            _drop_all(cur, names)
+        detail = first_line(exc)
+        raise ScenarioError(
+            f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
+        ) from exc
+    start_refill(admin, names)
+    return LoadReport(name, dbname, table_counts(admin, dbname))
+
+
+def reset(target: Target, name: str) -> str:
+    """Put scenario ``name`` back to its freshly loaded state: swap in the spare copy of its template when one is
+    ready, else copy the template; then have the next spare made in the background."""
+    get(name)
+    admin = target.admin()
+    names = ScenarioNames.of(target.config, name)
+    with admin_cursor(admin) as cur:
+        if not database_exists(cur, names.template):
+            raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
+        with refill_lock(cur, names, wait=False) as idle:
+            if not (idle and _swap_in_spare(cur, names)):
+                drop_database(cur, names.database, mark=names.mark)
+                create_database(cur, names.database, template=names.template, mark=names.mark)
+    start_refill(admin, names)
+    return names.database
+
+
+def wait_for_refill(target: Target, name: str) -> None:
+    """Return once no background refill of scenario ``name`` is at work."""
+    names = ScenarioNames.of(target.config, name)
+    with admin_cursor(target.admin()) as cur, refill_lock(cur, names):
+        pass
+
+
+def _swap_in_spare(cur, names: ScenarioNames) -> bool:
+    """Rename the database aside and the spare into its place; return whether it was done."""
+    if database_mark(cur, names.spare) != names.mark:
+        return False  # none ready (or not ours: left alone)
+    drop_database(cur, names.trash, mark=names.mark)  # left by a refill that was stopped; rare
+    try:
+        if database_exists(cur, names.database):
+            terminate_connections(cur, names.database)
+            _rename(cur, names.database, names.trash)
+    except psycopg2.Error:
+        return False  # a client connected again at once: copy the template instead
+    _rename(cur, names.spare, names.database)
+    return True
+
+
+def _rename(cur, old: str, new: str) -> None:
+    cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(check_name(new))))
+
+
+def drop(target: Target, name: str) -> bool:
+    """Drop scenario ``name``'s database and template; return whether it was loaded."""
+    get(name)
+    names = ScenarioNames.of(target.config, name)
+    with admin_cursor(target.admin()) as cur, refill_lock(cur, names):
+        dropped = drop_database(cur, names.database, mark=names.mark)
+        dropped_template = drop_database(cur, names.template, mark=names.mark)
+        drop_database(cur, names.spare, mark=names.mark)
+        drop_database(cur, names.trash, mark=names.mark)
+    return dropped or dropped_template
+
+
+@dataclass
+class ListingRow:
+    name: str
+    description: str
+    loaded: bool
+    counts: dict[str, int]
+
+
+def listing(target: Target) -> list[ListingRow]:
+    """Return every scenario with whether it is loaded and its row counts."""
+    rows = []
+    config, admin = target.config, target.admin()
+    names = {n: ScenarioNames.of(config, n) for n in available()}
+    with admin_cursor(admin) as cur:
+        loaded = {n for n in names if database_mark(cur, names[n].database) == names[n].mark}
+    for name in available():
+        scenario = get(name)
+        counts = table_counts(admin, names[name].database) if name in loaded else {}
+        rows.append(ListingRow(name, scenario.description, name in loaded, counts))
+    return rows
