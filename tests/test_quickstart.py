@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from devtools.processes import free_port
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
-ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
 
 
