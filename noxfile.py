@@ -99,3 +99,13 @@ def bench(session: nox.Session) -> None:
     install_testing(session)
     session.install(*pinned("uv"), env=INSTALL_ENV)
     session.run("python", "-m", "tests.benchmarks", *session.posargs, env=RUN_ENV)
+
+
+@nox.session(default=False)
+def rollout(session: nox.Session) -> None:
+    """Roll a release out and back under load on Docker swarm, then hold a bad one back (skips without swarm)."""
+    install_testing(session)
+    problem = session.run("python", "tests/rollout.py", "--check", env=RUN_ENV, silent=True)
+    if problem.strip():
+        session.skip(problem.strip())
+    session.run("python", "tests/rollout.py", *session.posargs, env=RUN_ENV)

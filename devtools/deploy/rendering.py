@@ -8,10 +8,11 @@ from pathlib import Path
 from devtools.deploy.ecs import ecs_task_definitions
 from devtools.deploy.kubernetes import kubernetes_manifests
 from devtools.deploy.plan import plan
+from devtools.deploy.swarm import swarm_stacks
 from devtools.errors import DeployError
 from project.configuration import Config, display_path
 
-TARGETS = ("ecs", "kubernetes")
+TARGETS = ("ecs", "kubernetes", "swarm")
 
 
 def render(
@@ -30,6 +31,8 @@ def render(
     checked = plan(config, image, name)
     if target == "ecs":
         return ecs_task_definitions(checked, region, execution_role)
+    if target == "swarm":
+        return swarm_stacks(checked, replicas)
     return kubernetes_manifests(checked, replicas)
 
 

@@ -48,11 +48,11 @@ def check(c, config="production", replicas=None, max_connections="100", reserved
 
 @task(
     help={
-        "target": "ecs (task definitions) or kubernetes (manifests)",
+        "target": "ecs (task definitions), kubernetes (manifests) or swarm (stack files)",
         "image": "The image to deploy, with its tag or digest (REGISTRY/NAME:TAG)",
         "output": "Folder to write one JSON file per definition into (default: print them)",
         "name": "Name prefix of the definitions (default app)",
-        "replicas": "Kubernetes: the Deployment's replicas (default 2)",
+        "replicas": "Kubernetes and swarm: the web replicas (default 2)",
         "region": "ECS: the region of the logs (default: the secrets' ARNs' region)",
         "execution_role": "ECS: the execution role's ARN (reads the secrets, writes the logs)",
         "config": "Config name: config/NAME.json (default production)",
@@ -69,7 +69,7 @@ def render(
     execution_role=None,
     config="production",
 ):
-    """Render ECS task definitions or Kubernetes manifests."""
+    """Render ECS task definitions, Kubernetes manifests or swarm stack files."""
     from devtools.deploy import rendering
 
     documents = rendering.render(
