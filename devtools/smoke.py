@@ -1,11 +1,12 @@
 """Smoke-check the compose stacks on a real Docker engine: ``nox -s smoke`` or ``python -m devtools.smoke``.
 
 For each config (default: development and production) it builds the images, starts the stack under its own
-compose project (``smoke-<config>``, on a free loopback port, so a developer's stack is left alone), waits for
-``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives ``down`` and ``up``,
-stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and removes everything with
-``down --volumes``, also when a step fails. The production run also checks what issue-level promises depend on:
-TLS and the web role's privileges in the database, and that a client's X-Forwarded-For never reaches the log.
+compose project (``<project name>-smoke-<config>``, on a free loopback port, so a developer's stack is left
+alone), waits for ``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives
+``down`` and ``up``, stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and
+removes everything with ``down --volumes``, also when a step fails. The production run also checks what
+issue-level promises depend on: TLS and the web role's privileges in the database, and that a client's
+X-Forwarded-For never reaches the log.
 
 Without a compose client or a reachable engine it says why and exits 0: nothing was checked, nothing failed.
 Standard library only, like the config loader.
@@ -65,7 +66,7 @@ class Stack:
         environ = {**os.environ, **throwaway_secrets(os.environ)}
         config = load_config(self.config_name, environ=environ)
         self.env = {**environ, **compose.environ(config), "PUBLISHED_PORT": str(self.port)}
-        self.project = f"smoke-{self.config_name}"
+        self.project = compose.project_for(f"smoke-{self.config_name}")
 
     def say(self, message: str) -> None:
         line = f"[{self.config_name}] {message}"

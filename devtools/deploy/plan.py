@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from devtools.errors import DeployError
+from devtools.identity import project_name
 from project.configuration import ROLE_PASSWORDS, Config, display_path, read_entries
 from project.deploy_checks import literal_secrets
 
@@ -96,8 +97,10 @@ class DeployPlan:
         return [(k, v) for k, v in self.secrets if k not in others]
 
 
-def plan(config: Config, image: str | None, name: str = "app") -> DeployPlan:
-    """Check that ``config`` can be deployed with ``image``; raise DeployError with a sentence when not."""
+def plan(config: Config, image: str | None, name: str | None = None) -> DeployPlan:
+    """Check that ``config`` can be deployed with ``image`` under ``name`` (default: the project's name); raise
+    DeployError with a sentence when not."""
+    name = project_name() if name is None else name
     where = display_path(config.path)
     if not image or not image.strip():
         raise DeployError("No image to deploy: pass --image with the image's repository and tag (REGISTRY/NAME:TAG).")
