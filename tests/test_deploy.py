@@ -202,6 +202,7 @@ def project_copy(tmp_path_factory):
     for name in ("project", "devtools", "config", "migrations"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "tasks.py", root)
+    shutil.copy(ROOT / "pyproject.toml", root)  # the project's name
     return root
 
 
