@@ -14,6 +14,7 @@ result differs from the committed files, that is when an input changed without r
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shutil
 import subprocess
@@ -33,7 +34,6 @@ LAYERS = ("production", "testing", "development")
 # The oldest Python the project supports: the resolution holds for it and every newer one (markers say where
 # a package applies only to some).
 PYTHON_VERSION = "3.11"
-COMPILE_COMMAND = "inv deps.lock"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 # The Project-URL labels that name a changelog (PEP 753's well-known labels, normalised).
 CHANGELOG_LABELS = ("changelog", "changes", "whatsnew", "history", "releasenotes", "news")
@@ -78,19 +78,21 @@ def compile_layer(root: Path, layer: str, upgrade: Sequence[str] | bool = (), of
     """Compile ``requirements/<layer>.in`` into its ``.txt`` at ``root``; ``upgrade`` is True for every package
     or the names of those to move to their newest allowed release. ``offline`` tries uv's cache alone first
     (a tenth of the time), then the index when the cache lacks something."""
+    # The command as it lands in each file's header, which says how to reproduce the file and tells Dependabot
+    # how to recompile it; --quiet, --upgrade* and the environment are left out of the header.
     command = [
         uv_executable(), "pip", "compile", "--quiet", "--universal", "--python-version", PYTHON_VERSION,
-        "--generate-hashes", "--custom-compile-command", COMPILE_COMMAND,
-        f"requirements/{layer}.in", "--output-file", f"requirements/{layer}.txt",
+        "--generate-hashes", f"requirements/{layer}.in", "-o", f"requirements/{layer}.txt",
     ]  # fmt: skip
     if upgrade is True:
         command.append("--upgrade")
     elif upgrade:
         for name in upgrade:
             command += ["--upgrade-package", name]
-    attempts = [[*command, "--offline"], command] if offline and not upgrade else [command]
-    for attempt in attempts:
-        result = subprocess.run(attempt, cwd=root, capture_output=True, text=True, check=False)
+    attempts = [{"UV_OFFLINE": "1"}, {}] if offline and not upgrade else [{}]
+    for extra in attempts:
+        env = {key: value for key, value in os.environ.items() if key != "UV_OFFLINE"} | extra
+        result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
         if result.returncode == 0:
             return
     detail = result.stderr.strip() or result.stdout.strip()

@@ -110,7 +110,7 @@ def test_upgrade_moves_one_package_and_names_the_move(project):
     before = dependencies.all_pins(project)
     assert Version(before["production"]["markupsafe"]) < newest
 
-    result = inv("deps.upgrade", "markupsafe", cwd=project)
+    result = inv("deps.upgrade", "--package", "markupsafe", cwd=project)
     assert result.returncode == 0, result.stderr
     after = dependencies.all_pins(project)
     for layer in LAYERS:
@@ -152,7 +152,7 @@ def test_add_changes_nothing_when_the_package_cannot_be_resolved(project):
         ),
         (("deps.add", "iso 8601", "--layer", "testing"), "'iso 8601' is not a requirement"),
         (("deps.add", "Flask_SQLAlchemy", "--layer", "testing"), "already in requirements/production.in"),
-        (("deps.upgrade", "no-such-package"), "'no-such-package' is pinned in no requirements/*.txt"),
+        (("deps.upgrade", "-p", "no-such-package"), "'no-such-package' is pinned in no requirements/*.txt"),
     ],
 )
 def test_dependency_mistakes_end_in_one_sentence(project, args, expected):

@@ -14,9 +14,9 @@ def _report(moves: list[str], nothing: str) -> None:
     print(nothing if not moves else "Review the changes above, run `nox -s tests lint`, and commit requirements/.")
 
 
-@task(positional=["package"], help={"package": "Upgrade only this package and what it needs (default: every package)"})
+@task(help={"package": "Upgrade only this package and what it needs (default: every package)"})
 def upgrade(c, package=None):
-    """Move the pins to the newest allowed releases; print old -> new with changelogs."""
+    """Upgrade the pins; print old -> new and changelogs."""
     from devtools import dependencies
 
     _report(dependencies.upgrade(cli.ROOT, package), "Every pin is already at its newest allowed release.")
@@ -29,7 +29,7 @@ def upgrade(c, package=None):
     }
 )
 def add(c, name, layer):
-    """Add a package to a layer's input and recompile every layer."""
+    """Add a package to a layer and recompile."""
     from devtools import dependencies
 
     _report(dependencies.add(cli.ROOT, name, layer), "Added; nothing else moved.")
@@ -37,7 +37,7 @@ def add(c, name, layer):
 
 @task
 def lock(c):
-    """Recompile every layer after an input was edited, keeping the other pins."""
+    """Recompile after an input was edited."""
     from devtools import dependencies
 
     _report(dependencies.lock(cli.ROOT), "The compiled files already match their inputs.")
@@ -45,7 +45,7 @@ def lock(c):
 
 @task
 def check(c):
-    """Fail when a compiled requirements file does not match its input."""
+    """Fail when a compiled file does not match its input."""
     from devtools import dependencies
 
     problems = dependencies.check(cli.ROOT)
