@@ -58,9 +58,11 @@ def lint(session: nox.Session) -> None:
         session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
     session.run("hadolint", *sorted(glob.glob("docker/**/Dockerfile", recursive=True)))
     # The workflow: actionlint (syntax, expressions, runner images) and zizmor (security: unpinned actions,
-    # credentials, injection), offline so lint needs no GitHub API.
+    # credentials, injection, Dependabot's cooldown), offline so lint needs no GitHub API; Dependabot's config
+    # against its schema.
     session.run("actionlint")
     session.run("zizmor", "--offline", "--quiet", ".github/")
+    session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml")
     # Fails when an input in requirements/*.in changed without `inv deps.lock`, or a compiled file was edited.
     session.run("python", "-m", "devtools.dependencies", "check")
 
@@ -70,6 +72,16 @@ def migrations(session: nox.Session) -> None:
     """Prove the migrations on a fresh database: upgrade, match the models, downgrade, upgrade."""
     install(session)
     session.run("python", "-m", "devtools.migration_check", *session.posargs, env=RUN_ENV)
+
+
+@nox.session(default=False)
+def audit(session: nox.Session) -> None:
+    """Audit the locked requirements for known vulnerabilities (pip-audit); skips when the data is unreachable."""
+    install(session)
+    report = session.run("python", "-m", "devtools.audit", success_codes=[0, 3], silent=True, env=RUN_ENV)
+    if report.startswith("Skipped: "):
+        session.skip(report.strip().removeprefix("Skipped: "))
+    print(report, end="")
 
 
 @nox.session(default=False)
