@@ -232,7 +232,8 @@ def observability_checks(stack: Stack) -> None:
     status, _ = stack.request("GET", "/readyz", headers={"X-Request-ID": request_id})
     expect(status == 200, f"GET /readyz answered {status}")
     logs = stack.compose("logs", "--no-color", "--no-log-prefix", "web", "proxy")
-    lines = [json.loads(line) for line in logs.splitlines() if request_id in line]
+    # A line may start with a terminal control sequence compose adds even with --no-color; the JSON follows it.
+    lines = [json.loads(line[line.find("{") :]) for line in logs.splitlines() if request_id in line]
     loggers = sorted(line.get("logger", "?") for line in lines)
     expect(loggers == ["gunicorn.access", "nginx.access"], f"request {request_id} was logged by {loggers}")
     scrape = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())"
