@@ -163,6 +163,7 @@ def check(stack: Stack) -> None:
 
     if stack.config_name == "production":
         production_checks(stack)
+        observability_checks(stack)
     else:
         development_checks(stack)
 
@@ -224,6 +225,22 @@ def production_checks(stack: Stack) -> None:
     )
     expect("permission denied" in created, f"the web role could create a table: {created.strip()}")
     stack.say(f"{count} web connection(s), all TLS; role '{app_user}' has no DDL; X-Forwarded-For not logged")
+
+
+def observability_checks(stack: Stack) -> None:
+    """nginx passes a client's request id to web, both log it in JSON lines, and web serves metrics inside."""
+    request_id = f"smoke-{secrets.token_hex(4)}"
+    status, _ = stack.request("GET", "/readyz", headers={"X-Request-ID": request_id})
+    expect(status == 200, f"GET /readyz answered {status}")
+    logs = stack.compose("logs", "--no-color", "--no-log-prefix", "web", "proxy")
+    # A line may start with a terminal control sequence compose adds even with --no-color; the JSON follows it.
+    lines = [json.loads(line[line.find("{") :]) for line in logs.splitlines() if request_id in line]
+    loggers = sorted(line.get("logger", "?") for line in lines)
+    expect(loggers == ["gunicorn.access", "nginx.access"], f"request {request_id} was logged by {loggers}")
+    scrape = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())"
+    metrics = stack.compose("exec", "-T", "web", "python", "-c", scrape)
+    expect('route="/readyz",status="200"' in metrics, "web's metrics endpoint did not count GET /readyz")
+    stack.say(f"request id {request_id} in nginx's and gunicorn's JSON lines; web's metrics count it")
 
 
 def run(config_name: str) -> bool:

@@ -78,6 +78,7 @@ class DeployPlan:
     secrets: tuple[tuple[str, str], ...]
     port: int
     graceful_timeout: int
+    metrics_port: int | None = None  # where gunicorn's master serves /metrics (METRICS_BIND); None: no endpoint
 
     @property
     def base(self) -> str:
@@ -133,7 +134,21 @@ def plan(config: Config, image: str | None, name: str | None = None) -> DeployPl
         secrets=tuple(secrets),
         port=int(port),
         graceful_timeout=int(values.get("GUNICORN_GRACEFUL_TIMEOUT", "30")),
+        metrics_port=metrics_port(where, values.get("METRICS_BIND", ""), int(port)),
     )
+
+
+def metrics_port(where: str, bind: str, app_port: int) -> int | None:
+    """Return the port of a container's metrics endpoint (None without one); refuse one no scraper could reach."""
+    if not bind:
+        return None
+    port = int(bind.rpartition(":")[2])
+    if bind.startswith(("127.", "localhost", "[::1]")) or port == app_port:
+        raise DeployError(
+            f"{where}: METRICS_BIND is {bind!r}; in a container it must listen on all its addresses on a port of its "
+            f"own, e.g. 0.0.0.0:9464 (or be empty for no metrics endpoint)."
+        )
+    return port
 
 
 def check_secret_location(where: str, name: str, location: str) -> None:
