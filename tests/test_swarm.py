@@ -90,3 +90,29 @@ def test_the_secret_export_step_hands_the_files_to_the_command_as_its_environmen
 @pytest.mark.parametrize("replicas", [1, 5])
 def test_the_replicas_follow_the_option(replicas):
     assert stacks(replicas=replicas)["2-web"]["services"]["web"]["deploy"]["replicas"] == replicas
+
+
+def test_a_web_replica_passes_sigterm_on_after_the_drain_and_exits_with_gunicorns_status(tmp_path):
+    """The web entrypoint keeps the command running through the drain, then hands it the SIGTERM swarm sent,
+    and exits with the command's own status."""
+    import signal
+    import time
+
+    from devtools.deploy import swarm
+
+    entrypoint = stacks()["2-web"]["services"]["web"]["entrypoint"]
+    script = entrypoint[2].replace("$$", "$").replace("/run/secrets", str(tmp_path))
+    script = script.replace(f"sleep {swarm.DRAIN_SECONDS}", "sleep 5")
+    child = 'trap "echo stopping; exit 3" TERM; echo serving; while :; do sleep 0.1; done'
+    with subprocess.Popen(
+        [*entrypoint[:2], script, entrypoint[3], "sh", "-c", child], stdout=subprocess.PIPE, text=True
+    ) as shell:
+        assert shell.stdout.readline() == "serving\n"
+        shell.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert shell.poll() is None  # still serving during the drain
+        assert shell.wait(timeout=30) == 3
+        assert shell.stdout.read() == "stopping\n"
+    web = stacks()["2-web"]["services"]["web"]
+    graceful = int(production()["GUNICORN_GRACEFUL_TIMEOUT"])
+    assert int(web["stop_grace_period"].rstrip("s")) > swarm.DRAIN_SECONDS + graceful

@@ -29,7 +29,14 @@ from devtools.deploy.plan import (
 STACK_VERSION = "3.9"
 WEB_COMMAND = ["gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]
 # Written with $$ for each $: a stack file interpolates $NAME from the deploying shell's environment.
-EXPORT_SECRETS = 'for f in /run/secrets/*; do [ -f "$$f" ] && export "$${f##*/}=$$(cat "$$f")"; done; exec "$$@"'
+EXPORT_SECRETS = 'for f in /run/secrets/*; do [ -f "$$f" ] && export "$${f##*/}=$$(cat "$$f")"; done; '
+# Swarm has no preStop: on SIGTERM the web replica keeps serving DRAIN_SECONDS more, while swarm's DNS and the
+# proxies' resolvers (nginx asks every 5 s) forget it, and only then passes the signal on to gunicorn.
+DRAIN_SECONDS = 7
+RUN_DRAINED = (
+    '"$$@" & child=$$!; trap \'stopping=1; sleep {drain}; kill -TERM "$$child"\' TERM INT; '
+    'wait "$$child"; status=$$?; [ -n "$$stopping" ] && {{ wait "$$child"; status=$$?; }}; exit "$$status"'
+)
 # Ready means the database answers and the schema is at this image's head: a new replica takes traffic only
 # then, and an update whose replicas never get there is rolled back.
 READY_CHECK = (
@@ -64,7 +71,7 @@ def process(plan: DeployPlan, role: str, command: list[str], size: Size) -> dict
     """Return a service that connects as ``role``: the image, settings, secrets, limits and no root."""
     return {
         "image": plan.image,
-        "entrypoint": ["sh", "-c", EXPORT_SECRETS, "export-secrets"],
+        "entrypoint": ["sh", "-c", EXPORT_SECRETS + 'exec "$$@"', "export-secrets"],
         "command": command,
         "environment": dict(plan.environment(role)),
         "secrets": [
@@ -103,7 +110,8 @@ def web_service(plan: DeployPlan, replicas: int) -> dict[str, Any]:
         # Failures while starting do not count, and the first success ends the wait: generous costs nothing.
         "start_period": "120s",
     }
-    service["stop_grace_period"] = f"{plan.graceful_timeout + KILL_MARGIN}s"
+    service["entrypoint"][2] = EXPORT_SECRETS + RUN_DRAINED.format(drain=DRAIN_SECONDS)
+    service["stop_grace_period"] = f"{DRAIN_SECONDS + plan.graceful_timeout + KILL_MARGIN}s"
     one_at_a_time = {"parallelism": 1, "order": "start-first", "monitor": "10s", "delay": "2s"}
     service["deploy"] |= {
         "replicas": replicas,
