@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from project.errors import first_line
+
 USAGE = "usage: python -m devtools.openapi_document check|show"
 
 
@@ -28,7 +30,8 @@ def check(spec: dict) -> str | None:
     try:
         validate(spec)
     except OpenAPIValidationError as exc:
-        return f"{'/'.join(map(str, exc.absolute_path)) or 'the document'}: {exc.message}"
+        where = "/".join(map(str, exc.absolute_path)) or "the document"
+        return f"{where}: {first_line(exc.message)}"
     return None
 
 

@@ -246,3 +246,12 @@ def test_the_lint_check_names_what_makes_a_document_invalid():
     assert check({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {}}) is None
     problem = check({"openapi": "3.0.3", "info": {"title": "t"}, "paths": {}})
     assert problem and "version" in problem and "\n" not in problem
+
+
+def test_the_lint_command_checks_the_apps_document_and_refuses_other_words(capsys):
+    from devtools.openapi_document import main
+
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out.startswith("/openapi.json: valid OpenAPI 3.0.3,")
+    assert main(["fix"]) == 2
+    assert "usage:" in capsys.readouterr().err
