@@ -40,6 +40,9 @@ class ErrorSchema(ma.Schema):
         values=ma.fields.String(),
         metadata={"description": "One sentence per invalid field, when fields are to blame."},
     )
+    request_id = ma.fields.String(
+        metadata={"description": "The request's id, as in the X-Request-ID header and the logs."}
+    )
 
 
 class RequestParser(FlaskParser):

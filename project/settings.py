@@ -46,6 +46,7 @@ class BaseConfig:
     LOG_LEVEL = "INFO"
     # The Swagger UI page at /docs (the document at /openapi.json is always served).
     API_DOCS = False
+    LOG_FORMAT = "text"
 
 
 class DevelopmentConfig(BaseConfig):
