@@ -14,13 +14,8 @@ from project.configuration import load_config
 def start(c):
     """Start the local PostgreSQL cluster (created on first use)."""
     cluster = targets.local_cluster()
-    created = cluster.init()
-    started = cluster.start()
-    where = f"{cluster.host}:{cluster.port} ({cluster.base_dir})"
-    if started:
-        say(f"{'Created and started' if created else 'Started'} the local cluster on {where}.")
-    else:
-        say(f"The local cluster already runs on {where}.")
+    started = targets.start_local(cluster)
+    say(started or f"The local PostgreSQL cluster already runs on {targets.cluster_address(cluster)}.")
 
 
 @task
@@ -60,16 +55,18 @@ def migrate(c, message, config=None):
 def upgrade(c, revision="head", config=None):
     """Apply migrations up to a revision."""
     target = cli.resolve_target(config)
-    migrations.upgrade(target.config, revision)
-    say(f"Database '{target.database}' at revision {migrations.current_revision(target.config)}.")
+    with migrations.opened(target.config) as steps:
+        steps.upgrade(revision)
+        say(f"Database '{target.database}' at revision {steps.current_revision()}.")
 
 
 @task(help={"revision": "Target revision (default: -1, one step back)"})
 def downgrade(c, revision="-1", config=None):
     """Revert migrations down to a revision."""
     target = cli.resolve_target(config)
-    migrations.downgrade(target.config, revision)
-    say(f"Database '{target.database}' at revision {migrations.current_revision(target.config) or 'none (empty)'}.")
+    with migrations.opened(target.config) as steps:
+        steps.downgrade(revision)
+        say(f"Database '{target.database}' at revision {steps.current_revision() or 'none (empty)'}.")
 
 
 @task
