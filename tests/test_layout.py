@@ -44,6 +44,20 @@ def test_no_module_of_the_app_mentions_the_tooling():
     assert offenders == []
 
 
+def test_no_test_imports_the_conftest():
+    # pytest loads the conftest as a plugin; imported as a module too, its hooks and fixtures would exist twice.
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if re.search(
+            r"^\s*(from\s+tests\.conftest\s|from\s+tests\s+import\s+conftest|import\s+tests\.conftest)",
+            path.read_text(),
+            re.MULTILINE,
+        )
+    ]
+    assert offenders == []
+
+
 @pytest.fixture
 def counted(monkeypatch):
     """Count how often the tasks resolve a target and read the local cluster's address."""
