@@ -182,10 +182,7 @@ def test_a_killed_runs_server_is_reaped_and_a_live_runs_server_kept(shared_tmp):
     try:
         assert postmaster is not None and Path(f"/proc/{postmaster}").exists()
         assert reap_throwaways("project-reap-", root=str(shared_tmp)) == [dead.base_dir]
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not Path(f"/proc/{postmaster}").exists() and not dead.base_dir.exists()
+        assert wait_for_exit(postmaster, timeout=10) and not dead.base_dir.exists()
         assert live.is_running() and live.base_dir.exists()
     finally:
         live.destroy()
