@@ -95,7 +95,7 @@ def test_stop_then_start_keeps_the_data(copy):
     assert inv(copy, "db.init").returncode == 0
     assert "Local cluster stopped." in inv(copy, "db.stop").stdout
     assert "Local cluster: stopped" in inv(copy, "db.status").stdout
-    assert "Started the local cluster" in inv(copy, "db.start").stdout
+    assert "Started the local PostgreSQL cluster" in inv(copy, "db.start").stdout
     assert "already runs" in inv(copy, "db.start").stdout
     listing = inv(copy, "scenario.list")
     assert listing.returncode == 0, listing.stderr
