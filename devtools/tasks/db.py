@@ -97,4 +97,26 @@ def reset(c, yes=False, config=None):
     say(str(lifecycle.reset_database(target)))
 
 
-ns = Collection("db", start, stop, status, init, migrate, upgrade, downgrade, check, shell, reset)
+@task(help={"output": "File to write (default: .local/backups/DATABASE-CONFIG-REVISION-TIME.dump)"})
+def dump(c, config=None, output=None):
+    """Dump the database to a file (pg_dump's custom format)."""
+    from devtools.backups.dump import dump as dump_database
+
+    say(str(dump_database(cli.resolve_target(config), output=output, progress=cli.progress_bar())))
+
+
+@task(
+    help={
+        "file": "A dump made by `inv db.dump` (or `pg_dump --format=custom`)",
+        "database": "Database to restore into (default: the config's)",
+        "replace": "Replace that database when it exists (never under production)",
+    }
+)
+def restore(c, file, config=None, database=None, replace=False):
+    """Restore a dump into a new database."""
+    from devtools.backups.restore import restore as restore_database
+
+    say(str(restore_database(file, cli.resolve_target(config), database=database, replace=replace)))
+
+
+ns = Collection("db", start, stop, status, init, migrate, upgrade, downgrade, check, shell, reset, dump, restore)
