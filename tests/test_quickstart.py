@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools.processes import free_port
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,19 +27,7 @@ def copy():
     """A copy of the project whose development config points at a free port."""
     parent = Path(tempfile.mkdtemp(prefix="project-quickstart-"))
     parent.chmod(0o755)  # the postgres OS user (under root) must reach the copy's .local/postgres
-    target = parent / "app"
-    for name in ("project", "devtools", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    config = target / "config" / "development.json"
-    entries = json.loads(config.read_text())
-    for entry in entries:
-        if entry["name"] == "POSTGRES_PORT":
-            entry["value"] = str(free_port())
-    config.write_text(json.dumps(entries))
+    target = copy_project(parent / "app", POSTGRES_PORT=str(free_port()))
     yield target
     subprocess.run([sys.executable, "-m", "invoke", "db.stop"], cwd=target, capture_output=True, timeout=60)
     shutil.rmtree(parent, ignore_errors=True)

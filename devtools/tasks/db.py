@@ -119,4 +119,29 @@ def restore(c, file, config=None, database=None, replace=False):
     say(str(restore_database(file, cli.resolve_target(config), database=database, replace=replace)))
 
 
-ns = Collection("db", start, stop, status, init, migrate, upgrade, downgrade, check, shell, reset, dump, restore)
+@task(
+    help={
+        "dry_run": "Say what would be done, and do nothing",
+        "method": "auto (pg_upgrade when the new binaries have it), pg_upgrade, or dump (dump and restore)",
+    }
+)
+def upgrade_cluster(c, dry_run=False, method="auto"):
+    """Move the local cluster to the declared PostgreSQL major, keeping its data."""
+    from devtools.postgres import upgrade as upgrading
+
+    cluster = targets.local_cluster()
+    plan = upgrading.plan(cluster, method.replace("-", "_"))
+    if plan is None:
+        found = cluster.data_major()
+        state = f"is already at PostgreSQL {found}" if found else "holds no data"
+        say(f"The local cluster in {cluster.base_dir} {state}: nothing to move.")
+        return
+    say(f"{'Would do' if dry_run else 'Doing'}: {plan}")
+    if not dry_run:
+        moved = upgrading.upgrade(cluster, plan)
+        say(f"Done: the cluster now runs PostgreSQL {moved.data_major()}; when all is well, remove {plan.aside}.")
+
+
+ns = Collection(
+    "db", start, stop, status, init, migrate, upgrade, downgrade, check, shell, reset, dump, restore, upgrade_cluster
+)
