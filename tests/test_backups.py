@@ -14,6 +14,7 @@ pytest.importorskip("invoke", reason="the task tests need invoke (requirements/d
 
 from devtools import lifecycle
 from devtools.backups import dump as dumping
+from devtools.backups import files
 from devtools.backups.archive import NotADump, read_header
 from devtools.databases import admin_cursor, connect, drop_database, owner_mark, table_counts
 from devtools.target import resolve
@@ -236,7 +237,7 @@ def test_dump_never_overwrites_a_file(postgresql_server, source, tmp_path):
 
 
 def test_default_dump_name_says_database_config_revision_and_time(source, tmp_path, monkeypatch):
-    monkeypatch.setattr(dumping, "BACKUP_DIR", tmp_path / "backups")
+    monkeypatch.setattr(files, "BACKUP_DIR", tmp_path / "backups")
     report = dumping.dump(source)
     assert report.path.parent == tmp_path / "backups"
     name = report.path.name
@@ -282,3 +283,11 @@ def test_a_dump_stopped_midway_leaves_nothing_under_its_name(postgresql_server, 
     assert not path.exists()
     if sig == signal.SIGINT:  # an interrupt cleans up; only a kill leaves the hidden partial file
         assert list(out.iterdir()) == []
+
+
+def test_compose_restore_refuses_a_file_that_is_not_a_dump_before_asking_docker(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a dump\n")
+    result = inv("compose.restore", str(bad), "--config", "production", env={"DOCKER_HOST": "unix:///nonexistent"})
+    assert result.returncode == 2
+    assert "is not a PostgreSQL dump in the custom format" in one_sentence(result.stderr)

@@ -6,18 +6,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.backups import files
 from devtools.backups.clients import client_environ, owner_values, run_client, server_major
+from devtools.backups.files import written_atomically
 from devtools.databases import admin_cursor, connect, database_exists
 from devtools.errors import DatabaseError
 from devtools.target import Target
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-BACKUP_DIR = PROJECT_ROOT / ".local" / "backups"  # git-ignored with the rest of .local/
 
 
 @dataclass
@@ -36,7 +34,7 @@ def default_path(target: Target, revision: str | None, now: datetime.datetime | 
     """Return where a dump goes by default: named after the database, the config, the revision and the UTC time."""
     stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%dT%H%M%SZ")
     revision = (revision or "none").replace(",", "+")
-    return BACKUP_DIR / f"{target.database}-{target.config.name}-{revision}-{stamp}.dump"
+    return files.BACKUP_DIR / f"{target.database}-{target.config.name}-{revision}-{stamp}.dump"
 
 
 def describe_database(values: dict, database: str) -> tuple[str | None, int]:
@@ -84,27 +82,3 @@ def dump(target: Target, output: Path | None = None, progress: Callable | None =
         if bar is not None:
             bar.close()
     return DumpReport(output, database, revision, output.stat().st_size)
-
-
-@contextlib.contextmanager
-def written_atomically(path: Path):
-    """Yield a new hidden file (mode 0600) beside ``path`` to write; once the block succeeds it appears under
-    ``path`` (never replacing a file there), else it is deleted: ``path`` never names a partial file."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    partial = Path(name)
-    try:
-        yield partial
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
-        try:
-            os.link(partial, path)
-        except FileExistsError:
-            raise DatabaseError(f"{path} appeared while the dump ran; the dump was not kept.") from None
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    finally:
-        partial.unlink(missing_ok=True)
