@@ -535,6 +535,7 @@ BENCHMARKS = {
     "install": bench_install,
     "scenarios": bench_scenarios,
     "load": bench_load,
+    "backups": lambda: __import__("tests.benchmarks.backups", fromlist=["bench_backups"]).bench_backups(),
 }
 
 
