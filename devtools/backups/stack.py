@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -43,11 +44,22 @@ class StackDatabase:
             raise ComposeError(f"The stack's database did not answer: {last_line(done.stderr)}")
         return done.stdout.strip()
 
-    def start(self) -> None:
-        """Start the ``db`` service alone and wait until it is healthy."""
+    def start(self, timeout: float = 120) -> None:
+        """Start the ``db`` service alone and wait until its real server answers.
+
+        The image's first start runs a temporary server on the socket alone (for the init scripts), which the
+        health check already counts as ready; only the real server listens on TCP, so that is what is waited for.
+        """
         done = self.run("up", "--detach", "--wait", "db", capture_output=True, text=True)
         if done.returncode != 0:
             raise ComposeError(f"The stack's db service did not start: {last_line(done.stderr)}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            probe = self.run("exec", "-T", "db", "pg_isready", "--host", "127.0.0.1", "--quiet", capture_output=True)
+            if probe.returncode == 0:
+                return
+            time.sleep(1)
+        raise ComposeError(f"The stack's db service did not accept TCP connections within {timeout:.0f} s.")
 
 
 def last_line(text: str) -> str:
