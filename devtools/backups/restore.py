@@ -74,14 +74,14 @@ def restore(path: Path, target: Target, database: str | None = None, replace: bo
     name = check_name(database or target.database)
     config = target.config
     if replace and config.name in PROTECTED_CONFIGS:
-        refuse_replacing(None, name, config.name, replace)
+        refuse_replacing(name, config.name, replace)
     values = owner_values(target)
     major = server_major(values)
     header = check_archive(Path(path), major)
     mark = owner_mark(config.name)
     with admin_cursor(values) as cur:
         if database_exists(cur, name):
-            refuse_replacing(cur, name, config.name, replace)
+            refuse_replacing(name, config.name, replace)
     staging = staging_name(name)
     owner = config.get("POSTGRES_MIGRATION_USER") or config["POSTGRES_USER"]
     owner = owner if owner != target.admin()["POSTGRES_USER"] else None
@@ -106,7 +106,7 @@ def restore(path: Path, target: Target, database: str | None = None, replace: bo
     return RestoreReport(name, config.name, revision, head, replace, name == target.database)
 
 
-def refuse_replacing(cur, name: str, config: str, replace: bool) -> None:
+def refuse_replacing(name: str, config: str, replace: bool) -> None:
     """Refuse to restore over database ``name``: always without ``replace``, and under a protected config."""
     if config in PROTECTED_CONFIGS:
         raise DatabaseError(
