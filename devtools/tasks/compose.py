@@ -95,7 +95,7 @@ def backup(c, config=None, output=None):
 
 @task(help={"file": "A backup made by `inv compose.backup` or `inv db.dump`"})
 def restore(c, file, config=None):
-    """Restore a backup into the stack's fresh database, then start the stack."""
+    """Restore a backup into the stack's fresh database."""
     from devtools.backups import stack
     from devtools.backups.archive import read_header
 

@@ -12,7 +12,7 @@ from project.configuration import load_config
 
 @task
 def start(c):
-    """Start the local PostgreSQL cluster (created on first use)."""
+    """Start the local PostgreSQL cluster, creating it first."""
     cluster = targets.local_cluster()
     created = cluster.init()
     started = cluster.start()
@@ -126,7 +126,7 @@ def restore(c, file, config=None, database=None, replace=False):
     }
 )
 def upgrade_cluster(c, dry_run=False, method="auto"):
-    """Move the local cluster to the declared PostgreSQL major, keeping its data."""
+    """Move the local cluster to the declared PostgreSQL major."""
     from devtools.postgres import upgrade as upgrading
 
     cluster = targets.local_cluster()
