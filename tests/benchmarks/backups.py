@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks.__main__ import Row, interleaved, ratio_spread, server_with_database, timed
+from tests.benchmarks.harness import Measurement, interleaved, ratio_spread, server_with_database, timed
 
 USERS = 100_000
 FILL = (
@@ -24,12 +24,14 @@ def fill(settings: dict, dbname: str) -> None:
         cur.execute(FILL, (USERS,))
 
 
-def compared(row_id: str, name: str, a: list[float], b: list[float], note: str) -> Row:
+def compared(row_id: str, name: str, a: list[float], b: list[float], note: str) -> Measurement:
     """Return the row comparing the best times of ours (``a``) and the plain client's (``b``)."""
-    return Row(row_id, name, f"{min(a):.2f} s", f"{min(b):.2f} s", min(a) / min(b), "<= 1.3", note, ratio_spread(a, b))
+    return Measurement(
+        row_id, name, f"{min(a):.2f} s", f"{min(b):.2f} s", min(a) / min(b), "<= 1.3", note, ratio_spread(a, b)
+    )
 
 
-def bench_backups() -> list[Row]:
+def bench_backups() -> list[Measurement]:
     """B1-B2: `inv db.dump` and `inv db.restore` against plain pg_dump and pg_restore; B3: pg_upgrade against a
     whole-cluster dump for `inv db.upgrade-cluster`."""
     from devtools.backups.clients import client_environ, run_client, server_major
@@ -80,7 +82,7 @@ def bench_backups() -> list[Row]:
     return rows
 
 
-def bench_upgrade() -> list[Row]:
+def bench_upgrade() -> list[Measurement]:
     """B3: moving a cluster of the oldest major found to the newest, by pg_upgrade and by a whole-cluster dump."""
     from devtools.databases import admin_cursor, connect
     from devtools.postgres import upgrade
@@ -113,4 +115,4 @@ def bench_upgrade() -> list[Row]:
             subprocess.run(["rm", "-rf", str(parent)], check=False)
     a, b = times["pg_upgrade"], times["dump"]
     note = f"{USERS:,} users, PostgreSQL {MAJORS[0]} to {MAJORS[-1]}"
-    return [Row("B3", "upgrade-cluster: pg_upgrade / dump", f"{a:.1f} s", f"{b:.1f} s", a / b, "<= 2.0", note)]
+    return [Measurement("B3", "upgrade-cluster: pg_upgrade / dump", f"{a:.1f} s", f"{b:.1f} s", a / b, "<= 2.0", note)]
