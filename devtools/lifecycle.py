@@ -69,6 +69,15 @@ def init_database(target: Target) -> InitReport:
     return InitReport(target.database, created, before, head)
 
 
+def init_if_missing(target: Target) -> InitReport | None:
+    """Create and migrate the target's database when it does not exist (``db.migrate`` compares the models with
+    a database at the migrations' head); return what was done, or None when it existed."""
+    with admin_cursor(target.admin()) as cur:
+        if database_exists(cur, target.database):
+            return None
+    return init_database(target)
+
+
 def reset_database(target: Target) -> InitReport:
     """Drop the target's database (only one this project created) and initialise it again."""
     refuse_production(target.config)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devtools import migrations as ops
 from devtools.databases import admin_cursor, create_database, owner_mark
+from devtools.identity import prefix
 from devtools.postgres.throwaway import throwaway_cluster
 from devtools.target import throwaway_config
 from project.errors import UserError
@@ -47,7 +48,7 @@ def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
 
 def run(migrations_dir: Path | None = None, out=print) -> bool:
     """Run every step on a fresh throwaway server; return whether all passed."""
-    with throwaway_cluster(prefix="project-migrations-pg-") as cluster:
+    with throwaway_cluster(prefix=prefix("migrations-pg")) as cluster:
         config = throwaway_config(cluster, DATABASE)
         if migrations_dir:
             config = config.replace(MIGRATIONS_DIR=str(migrations_dir))

@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import io
 import keyword
 import re
 import shutil
 import subprocess
 import sys
-import tokenize
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools import identity
 from devtools.errors import NewProjectError
+from devtools.processes import port_in_use
+from devtools.renaming import Identity, Renamer
 from project.configuration import load_config
 
 # A lowercase identifier that starts with a letter: a PEP 8 package name that is also a valid Docker image
@@ -59,6 +61,12 @@ class Names:
     database: str
 
     @property
+    def project(self) -> str:
+        """The project's name outside Python (compose projects, deployments, temporary directories)."""
+        name = self.package.replace("_", "-").strip("-")
+        return name if identity.NAME.match(name) else f"{name}-app"
+
+    @property
     def databases(self) -> tuple[str, str, str]:
         """The development, testing and production database names."""
         return f"{self.database}_dev", f"{self.database}_test", self.database
@@ -72,6 +80,7 @@ class Created:
     names: Names
     commit: str
     notes: list[str] = field(default_factory=list)
+    port: int | None = None
 
 
 def current_package(root: Path) -> str:
@@ -85,6 +94,24 @@ def current_package(root: Path) -> str:
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             return node.module.split(".")[0]
     raise NewProjectError(f"{path} imports no package; it should build the app with `from PACKAGE import ...`.")
+
+
+def current_identity(root: Path) -> Identity:
+    """Return the project's name and the port its development cluster listens on."""
+    config = load_config("development", environ={}, config_dir=root / "config", require_secrets=False)
+    return Identity(identity.project_name(root), int(config["POSTGRES_PORT"]))
+
+
+def development_port(name: str, taken: Callable[[int], bool] = port_in_use) -> int:
+    """Return the development port for project ``name``: the one derived from the name, or the next one up that
+    nothing on this machine listens on."""
+    ports = identity.DEVELOPMENT_PORTS
+    start = identity.derived_port(name) - ports.start
+    for step in range(100):
+        port = ports.start + (start + step) % len(ports)
+        if not taken(port):
+            return port
+    return identity.derived_port(name)
 
 
 def current_database(root: Path) -> str:
@@ -154,104 +181,6 @@ def check_destination(root: Path, dest: Path) -> None:
         raise NewProjectError(f"{dest} exists and is not empty; choose a new or empty directory.")
 
 
-class Renamer:
-    """Rename the package's references and the database names in one file's text, leaving prose alone."""
-
-    def __init__(self, old_package: str, new_package: str, old_database: str, new_database: str):
-        self.old_package = old_package
-        self.new_package = new_package
-        old, new = re.escape(old_package), new_package
-        self.package_rules = [
-            (re.compile(rf"(?<![\w.-]){old}(?=\.[A-Za-z_])"), new),  # module path
-            (re.compile(rf"(?<![\w./-]){old}/( {{2,}})?"), self._path),  # path (not inside a URL), column kept
-            (re.compile(rf"([\"'`]){old}\1"), rf"\g<1>{new}\g<1>"),  # quoted on its own
-            (re.compile(rf"(\b(?:from|import)\s+){old}\b"), rf"\g<1>{new}"),  # code quoted in text
-        ]
-        self.word = re.compile(rf"(?<![\w.-]){old}(?![\w-])")
-        db, new_db = re.escape(old_database), new_database
-        value = r'",\s*"value":\s*"'
-        self.database_rules = [
-            (re.compile(rf"(?<!\w){db}_(dev|test)(?![a-z0-9])"), rf"{new_db}_\1"),
-            (
-                re.compile(rf'(POSTGRES_DB(?:{value}|:-|"\]\s*==\s*"|=)){db}(?![\w-])'),
-                rf"\g<1>{new_db}",
-            ),
-            (re.compile(rf"(Database '){db}(')"), rf"\g<1>{new_db}\2"),
-            (re.compile(rf"(secret:){db}/"), rf"\g<1>{new_db}/"),
-            (re.compile(rf"(\bimage:\s*)(?:{db}|{old}):"), rf"\g<1>{new}:"),
-        ]
-        if old_package == new_package:
-            self.package_rules = []
-        if old_database == new_database:
-            self.database_rules = self.database_rules[-1:] if old_package != new_package else []
-
-    def _path(self, match: re.Match) -> str:
-        """Rename a path; when spaces align a column after it (a layout listing), keep the column."""
-        padding = match.group(1) or ""
-        if padding:
-            padding = " " * max(2, len(padding) + len(self.old_package) - len(self.new_package))
-        return f"{self.new_package}/{padding}"
-
-    def prose(self, text: str) -> str:
-        """Rename module paths, paths and quoted names in free text (docs, configs, comments, strings)."""
-        for pattern, replacement in self.package_rules:
-            text = pattern.sub(replacement, text)
-        return text
-
-    def python(self, source: str) -> str:
-        """Rename the package in Python code (every use of the name) and in its strings and comments."""
-        try:
-            tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-        except (tokenize.TokenError, SyntaxError):
-            return self.prose(source)
-        starts = [0]
-        for line in source.splitlines(keepends=True):
-            starts.append(starts[-1] + len(line))
-        edits = []
-        for tok in tokens:
-            if tok.type == tokenize.NAME and tok.string == self.old_package:
-                edits.append((tok.start, tok.end, self.new_package))
-            elif tok.type in (tokenize.STRING, tokenize.COMMENT) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
-                renamed = self.prose(tok.string)
-                if renamed != tok.string:
-                    edits.append((tok.start, tok.end, renamed))
-        for (row, col), (end_row, end_col), text in reversed(edits):
-            start, end = starts[row - 1] + col, starts[end_row - 1] + end_col
-            source = source[:start] + text + source[end:]
-        return source
-
-    def docker(self, text: str) -> str:
-        """Rename the package in a Dockerfile or .dockerignore: outside comments the bare word is a path too."""
-        lines = []
-        for line in self.prose(text).splitlines(keepends=True):
-            if self.package_rules and not line.lstrip().startswith("#"):
-                line = self.word.sub(self.new_package, line)
-            lines.append(line)
-        return "".join(lines)
-
-    def databases(self, text: str) -> str:
-        """Rename the database names (and the production secret paths and the image built from the project)."""
-        for pattern, replacement in self.database_rules:
-            text = pattern.sub(replacement, text)
-        return text
-
-    def file(self, path: str, text: str) -> str:
-        """Return ``text``, the content of the file at relative ``path``, with every rename applied."""
-        name = path.rsplit("/", 1)[-1]
-        if name.endswith(".py"):
-            text = self.python(text)
-        elif name in ("Dockerfile", ".dockerignore") or name.endswith(".dockerfile"):
-            text = self.docker(text)
-        else:
-            text = self.prose(text)
-        return self.databases(text)
-
-    def path(self, path: str) -> str:
-        """Return the relative ``path`` with the package directory renamed."""
-        head, sep, rest = path.partition("/")
-        return f"{self.new_package}/{rest}" if sep and head == self.old_package else path
-
-
 def create(
     root: Path, dest: Path, package: str | None = None, title: str | None = None, database: str | None = None
 ) -> Created:
@@ -262,7 +191,9 @@ def create(
     reserved = {p.split("/")[0].removesuffix(".py") for p in files} - {old_package}
     names = choose_names(dest, old_package, reserved, package, title, database)
     check_destination(root, dest)
-    renamer = Renamer(old_package, names.package, current_database(root), names.database)
+    old = current_identity(root)
+    new = Identity(names.project, development_port(names.project))
+    renamer = Renamer(old_package, names.package, current_database(root), names.database, (old, new))
     commit = _git(root, "rev-parse", "--short", "HEAD").strip()
     existed = dest.is_dir()
     dest.mkdir(parents=True, exist_ok=True)
@@ -281,7 +212,7 @@ def create(
         # Leave DEST as it was, so that running the command again after a fix just works.
         _empty(dest, remove=not existed)
         raise
-    return Created(dest, names, _git(dest, "rev-parse", "--short", "HEAD").strip(), notes)
+    return Created(dest, names, _git(dest, "rev-parse", "--short", "HEAD").strip(), notes, new.port)
 
 
 def _empty(dest: Path, remove: bool) -> None:

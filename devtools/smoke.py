@@ -1,13 +1,13 @@
 """Smoke-check the compose stacks on a real Docker engine: ``nox -s smoke`` or ``python -m devtools.smoke``.
 
 For each config (default: development and production) it builds the images, starts the stack under its own
-compose project (``smoke-<config>``, on a free loopback port, so a developer's stack is left alone), waits for
-``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives ``down`` and ``up``,
-stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and removes everything with
-``down --volumes``, also when a step fails. On the way it backs the database up to the host, deletes the
-volume and restores the backup into a fresh one (``devtools.backups.stack``). The production run also checks
-what issue-level promises depend on: TLS and the web role's privileges in the database, and that a client's
-X-Forwarded-For never reaches the log.
+compose project (``<project name>-smoke-<config>``, on a free loopback port, so a developer's stack is left
+alone), waits for ``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives
+``down`` and ``up``, stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and
+removes everything with ``down --volumes``, also when a step fails. On the way it backs the database up to
+the host, deletes the volume and restores the backup into a fresh one (``devtools.backups.stack``). The
+production run also checks what issue-level promises depend on: TLS and the web role's privileges in the
+database, and that a client's X-Forwarded-For never reaches the log.
 
 Without a compose client or a reachable engine it says why and exits 0: nothing was checked, nothing failed.
 Standard library only, like the config loader.
@@ -72,8 +72,7 @@ class Stack:
         environ = {**os.environ, **throwaway_secrets(os.environ)}
         config = load_config(self.config_name, environ=environ)
         self.env = {**environ, **compose.environ(config), "PUBLISHED_PORT": str(self.port)}
-        # On an engine shared by several checkouts, SMOKE_PROJECT_PREFIX keeps each one's stacks apart.
-        self.project = f"{os.environ.get('SMOKE_PROJECT_PREFIX') or 'smoke'}-{self.config_name}"
+        self.project = compose.project_for(f"smoke-{self.config_name}")
 
     def say(self, message: str) -> None:
         line = f"[{self.config_name}] {message}"
@@ -170,6 +169,7 @@ def check(stack: Stack) -> None:
 
     if stack.config_name == "production":
         production_checks(stack)
+        observability_checks(stack)
     else:
         development_checks(stack)
 
@@ -263,6 +263,22 @@ def production_checks(stack: Stack) -> None:
     )
     expect("permission denied" in created, f"the web role could create a table: {created.strip()}")
     stack.say(f"{count} web connection(s), all TLS; role '{app_user}' has no DDL; X-Forwarded-For not logged")
+
+
+def observability_checks(stack: Stack) -> None:
+    """nginx passes a client's request id to web, both log it in JSON lines, and web serves metrics inside."""
+    request_id = f"smoke-{secrets.token_hex(4)}"
+    status, _ = stack.request("GET", "/readyz", headers={"X-Request-ID": request_id})
+    expect(status == 200, f"GET /readyz answered {status}")
+    logs = stack.compose("logs", "--no-color", "--no-log-prefix", "web", "proxy")
+    # A line may start with a terminal control sequence compose adds even with --no-color; the JSON follows it.
+    lines = [json.loads(line[line.find("{") :]) for line in logs.splitlines() if request_id in line]
+    loggers = sorted(line.get("logger", "?") for line in lines)
+    expect(loggers == ["gunicorn.access", "nginx.access"], f"request {request_id} was logged by {loggers}")
+    scrape = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())"
+    metrics = stack.compose("exec", "-T", "web", "python", "-c", scrape)
+    expect('route="/readyz",status="200"' in metrics, "web's metrics endpoint did not count GET /readyz")
+    stack.say(f"request id {request_id} in nginx's and gunicorn's JSON lines; web's metrics count it")
 
 
 def run(config_name: str) -> bool:

@@ -32,7 +32,10 @@ STRONG = {
 }
 
 
-PROJECT_PARTS = ("project", "devtools", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py")
+PROJECT_PARTS = (
+    *("project", "devtools", "config", "migrations", "scenarios"),
+    *("tasks.py", "wsgi.py", "gunicorn.conf.py", "pyproject.toml"),
+)
 
 
 def copy_project(target: Path, **development: str) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import new
+from devtools import identity, new
 from devtools.errors import NewProjectError
 from project.configuration import load_config
 from tests.helpers import ROOT, inv, task_env
@@ -298,6 +298,23 @@ def test_new_project_has_databases_named_after_its_package(generated):
     old = new.current_database(ROOT)
     tracked = new.tracked_files(generated)
     assert not [p for p in tracked if re.search(rf"\b{old}_(dev|test)\b", (generated / p).read_text())]
+
+
+@pytest.mark.slow
+def test_new_project_has_its_own_name_and_development_port(generated):
+    name = PACKAGE.replace("_", "-")
+    assert identity.project_name(generated) == name
+    development = load_config("development", environ={}, config_dir=generated / "config", require_secrets=False)
+    port = int(development["POSTGRES_PORT"])
+    ours = int(load_config("development", environ={}, require_secrets=False)["POSTGRES_PORT"])
+    assert port in identity.DEVELOPMENT_PORTS and port != ours
+    readme = (generated / "README.md").read_text()
+    assert f"127.0.0.1:{port}" in readme and f"/ecs/{name}-production" in readme
+    old = identity.project_name(ROOT)
+    tracked = new.tracked_files(generated)
+    assert not [
+        p for p in tracked if re.search(rf"(?<![\w.-]){old}-(development|production)\b", (generated / p).read_text())
+    ]
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.errors import ClusterError
+from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
 from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
 from tests.helpers import inv as run_inv
@@ -108,5 +110,22 @@ def test_db_start_on_a_taken_port_exits_2_with_one_sentence(copy):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
         f"Error: Port {port} on 127.0.0.1 is taken by another program; stop it, or set POSTGRES_PORT to a free port "
-        "in the config."
+        "in config/development.json."
+    )
+
+
+def test_a_cluster_on_the_port_of_another_projects_cluster_names_that_project(copy):
+    assert inv(copy, "db.start").returncode == 0
+    entries = json.loads((copy / "config" / "development.json").read_text())
+    port = int(next(e["value"] for e in entries if e["name"] == "POSTGRES_PORT"))
+    parent = Path(tempfile.mkdtemp(prefix="project-second-"))
+    parent.chmod(0o755)
+    try:
+        with pytest.raises(ClusterError) as error:
+            LocalCluster(parent / "pg", port=port).start()
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+    assert str(error.value) == (
+        f"Port {port} on 127.0.0.1 is taken by another project's cluster at {copy} (`inv db.stop` there stops it); "
+        "stop it, or set POSTGRES_PORT to a free port in config/development.json."
     )

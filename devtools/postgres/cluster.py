@@ -24,7 +24,7 @@ from pathlib import Path
 from devtools.errors import ClusterError
 from devtools.postgres.binaries import binaries_major, find_bindir, links_openssl, runnable_bindir
 from devtools.postgres.safety import check_private_dir, reachable_by, server_environ, server_user, write_private
-from devtools.processes import port_in_use, wait_for_exit
+from devtools.processes import port_in_use, postgres_data_dir, wait_for_exit
 
 PASSFILE = "passfile"
 
@@ -275,8 +275,8 @@ class LocalCluster:
             return False
         if port_in_use(self.port, self.host):
             raise ClusterError(
-                f"Port {self.port} on {self.host} is taken by another program; stop it, or set POSTGRES_PORT "
-                "to a free port in the config."
+                f"Port {self.port} on {self.host} is taken by {self.port_holder()}; stop it, or set POSTGRES_PORT "
+                "to a free port in config/development.json."
             )
         options = ["-p", str(self.port), "-h", self.host, "-c", f"unix_socket_directories={self.socket_dir or ''}"]
         if (self.data_dir / "server.crt").is_file() and self.supports_tls():
@@ -300,6 +300,16 @@ class LocalCluster:
         except ClusterError as exc:
             raise ClusterError(f"{exc}. The server log is {self.log_file}.") from None
         return True
+
+    def port_holder(self) -> str:
+        """Say what holds this cluster's port: another project's cluster (named by its directory), another
+        PostgreSQL server (by its data directory), or another program."""
+        data_dir = postgres_data_dir(self.port)
+        if data_dir is None:
+            return "another program"
+        if data_dir.parent.parent.name == ".local" and data_dir.parent.name == "postgres":
+            return f"another project's cluster at {data_dir.parent.parent.parent} (`inv db.stop` there stops it)"
+        return f"another PostgreSQL server, data directory {data_dir}"
 
     def stop(self, mode: str = "fast") -> bool:
         """Stop the server; return whether it was running."""

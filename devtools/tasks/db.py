@@ -52,7 +52,9 @@ def init(c, config=None):
 @task(help={"message": 'What the migration does, lower-case imperative ("add users table")'})
 def migrate(c, message, config=None):
     """Write a new migration from the models' changes."""
-    path = migrations.autogenerate(cli.resolve_target(config).config, message)
+    target = cli.resolve_target(config)
+    say(str(lifecycle.init_if_missing(target) or ""))
+    path = migrations.autogenerate(target.config, message)
     say(f"Wrote {path}; read it before committing." if path else "The models match the database; no migration written.")
 
 

@@ -46,11 +46,7 @@ def load(c, name, size=None, seed="1", force=False, config=None):
     counts = ", ".join(f"{n} {t}" for t, n in report.counts.items()) or "no rows"
     print(f"Scenario '{name}' loaded into '{report.database}' ({counts}) in {time.perf_counter() - started:.1f} s.")
     print(f"Connect: inv scenario.shell {name}   or   inv scenario.serve {name}")
-    config = target.config
-    print(
-        f"     or: psql -h {config['POSTGRES_HOST']} -p {config['POSTGRES_PORT']} "
-        f"-U {config['POSTGRES_USER']} {report.database}"
-    )
+    print(f"     or: {cli.psql_command(target.config, report.database)}")
 
 
 @task(help={"name": "Scenario name"})
