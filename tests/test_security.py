@@ -219,6 +219,9 @@ def test_a_data_directory_of_another_major_version_is_refused_with_what_to_do(sh
     with pytest.raises(ClusterError, match=f"made by PostgreSQL {other}.*set POSTGRES_BINDIR.*move .* aside"):
         cluster.start()
     assert not cluster.is_running()
+    (cluster.data_dir / "PG_VERSION").write_text(f"{other - 2}\n")  # an older major: its data can move up
+    with pytest.raises(ClusterError, match=f"made by PostgreSQL {other - 2}.*`inv db.upgrade-cluster`"):
+        cluster.start()
 
 
 def test_what_a_test_starts_gets_a_working_ctrl_c_even_when_the_run_ignores_it(monkeypatch):

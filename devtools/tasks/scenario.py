@@ -64,7 +64,7 @@ def shell(c, name, config=None):
 
 @task(help={"name": "Scenario name", "host": "Address to listen on", "port": "Port to listen on"})
 def serve(c, name, host="127.0.0.1", port="5000", config=None):
-    """Run the debug server against a loaded scenario's database."""
+    """Run the debug server on a loaded scenario's database."""
     from devtools.scenarios import catalogue, runner
 
     port = whole_number("--port", port, 1, 65535)
