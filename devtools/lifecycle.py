@@ -62,10 +62,11 @@ def create_database_if_missing(target: Target, name: str | None = None) -> bool:
 def init_database(target: Target) -> InitReport:
     """Create the target's database if missing and migrate it to head. Idempotent."""
     created = create_database_if_missing(target)
-    before = None if created else migrations.current_revision(target.config)
     head = migrations.head_revision(target.config.get("MIGRATIONS_DIR"))
-    if before != head:
-        migrations.upgrade(target.config)
+    with migrations.opened(target.config) as steps:
+        before = None if created else steps.current_revision()
+        if before != head:
+            steps.upgrade()
     return InitReport(target.database, created, before, head)
 
 

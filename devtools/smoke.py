@@ -4,9 +4,10 @@ For each config (default: development and production) it builds the images, star
 compose project (``<project name>-smoke-<config>``, on a free loopback port, so a developer's stack is left
 alone), waits for ``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives
 ``down`` and ``up``, stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and
-removes everything with ``down --volumes``, also when a step fails. The production run also checks what
-issue-level promises depend on: TLS and the web role's privileges in the database, and that a client's
-X-Forwarded-For never reaches the log.
+removes everything with ``down --volumes``, also when a step fails. On the way it backs the database up to
+the host, deletes the volume and restores the backup into a fresh one (``devtools.backups.stack``). The
+production run also checks what issue-level promises depend on: TLS and the web role's privileges in the
+database, and that a client's X-Forwarded-For never reaches the log.
 
 Without a compose client or a reachable engine it says why and exits 0: nothing was checked, nothing failed.
 Standard library only, like the config loader.
@@ -19,17 +20,22 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devtools import compose
+from devtools.backups import stack as backups
+from devtools.backups.stack import StackDatabase
 from devtools.processes import free_port
 from project.configuration import load_config
 from project.errors import UserError
 
+ROOT = compose.DOCKER_DIR.parent
 CONFIGS = ("development", "production")
 SPOOFED = "6.6.6.6"
 
@@ -175,6 +181,7 @@ def check(stack: Stack) -> None:
     status, fetched = stack.request("GET", f"/users/{user['id']}")
     expect(status == 200 and fetched["email"] == email, f"after down and up, the user is gone ({status}: {fetched})")
     stack.say(f"down and up kept the data (ready again in {time.monotonic() - timed:.1f} s)")
+    backup_and_restore(stack, user["id"], email)
 
     container = stack.containers("web")[0]
     timed = time.monotonic()
@@ -183,6 +190,37 @@ def check(stack: Stack) -> None:
     code = stack.inspect(container, "{{.State.ExitCode}}")
     expect(code == "0" and took < 15, f"web stopped with exit code {code} after {took:.1f} s (wanted 0, quickly)")
     stack.say(f"SIGTERM: web exited 0 in {took:.1f} s")
+
+
+def backup_and_restore(stack: Stack, user_id: int, email: str) -> None:
+    """Back the database up to the host, delete the volume, restore into a fresh one: the user is back; a second
+    restore over the now filled database is refused."""
+    database = stack.env["POSTGRES_DB"]
+    owner = stack.env.get("POSTGRES_MIGRATION_USER") or stack.env["POSTGRES_USER"]
+    db = StackDatabase(compose.command(stack.config_name, project=stack.project), stack.env, database, ROOT)
+    with tempfile.TemporaryDirectory(prefix="smoke-backup-") as directory:
+        path = Path(directory) / "backup.dump"
+        timed = time.monotonic()
+        size = backups.backup(db, path)
+        stack.say(f"backed up to the host: {size:,} bytes in {time.monotonic() - timed:.1f} s")
+        stack.compose("down", "--volumes")
+        timed = time.monotonic()
+        backups.restore(db, path, owner)
+        restored = time.monotonic() - timed
+        stack.compose("up", "--detach")
+        stack.wait_healthy("web")
+        stack.wait_ready()
+        status, fetched = stack.request("GET", f"/users/{user_id}")
+        expect(status == 200 and fetched["email"] == email, f"after the restore the user is gone ({status}: {fetched})")
+        try:
+            backups.restore(db, path, owner)
+            refused = ""
+        except UserError as exc:
+            refused = str(exc)
+        expect("a restore goes only into a fresh volume" in refused, f"a restore over data was not refused: {refused}")
+    stack.say(
+        f"down --volumes, restore into the fresh volume ({restored:.1f} s): the user is back; no restore over data"
+    )
 
 
 def development_checks(stack: Stack) -> None:

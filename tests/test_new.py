@@ -23,6 +23,7 @@ import pytest
 
 from devtools import identity, new
 from devtools.errors import NewProjectError
+from devtools.renaming import Renamer
 from project.configuration import load_config
 from tests.helpers import ROOT, inv, task_env
 
@@ -69,7 +70,7 @@ def _code_uses(source: str, package: str) -> list[int]:
 
 @pytest.fixture
 def renamer():
-    return new.Renamer("inventory", "shop", "stock", "shop")
+    return Renamer("inventory", "shop", "stock", "shop")
 
 
 def test_text_renames_module_paths_paths_and_quoted_names_but_not_prose(renamer):
@@ -324,7 +325,7 @@ def test_new_project_is_one_commit_of_the_tracked_files(generated):
 
     assert len(git("log", "--format=%H").split()) == 1
     assert git("status", "--porcelain") == ""
-    renamer = new.Renamer(OLD, PACKAGE, new.current_database(ROOT), PACKAGE)
+    renamer = Renamer(OLD, PACKAGE, new.current_database(ROOT), PACKAGE)
     assert sorted(new.tracked_files(generated)) == sorted(renamer.path(p) for p in new.tracked_files(ROOT))
     assert json.loads((generated / "config" / "testing.json").read_text())  # still valid JSON
 

@@ -17,7 +17,7 @@ import pytest
 from devtools.errors import ClusterError
 from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
-from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
@@ -28,20 +28,7 @@ def copy():
     """A copy of the project whose development config points at a free port."""
     parent = Path(tempfile.mkdtemp(prefix="project-quickstart-"))
     parent.chmod(0o755)  # the postgres OS user (under root) must reach the copy's .local/postgres
-    target = parent / "app"
-    names = ("project", "devtools", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py")
-    for name in (*names, "pyproject.toml"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    config = target / "config" / "development.json"
-    entries = json.loads(config.read_text())
-    for entry in entries:
-        if entry["name"] == "POSTGRES_PORT":
-            entry["value"] = str(free_port())
-    config.write_text(json.dumps(entries))
+    target = copy_project(parent / "app", POSTGRES_PORT=str(free_port()))
     yield target
     subprocess.run([sys.executable, "-m", "invoke", "db.stop"], cwd=target, capture_output=True, timeout=60)
     shutil.rmtree(parent, ignore_errors=True)
@@ -101,7 +88,7 @@ def test_stop_then_start_keeps_the_data(copy):
     assert inv(copy, "db.init").returncode == 0
     assert "Local cluster stopped." in inv(copy, "db.stop").stdout
     assert "Local cluster: stopped" in inv(copy, "db.status").stdout
-    assert "Started the local cluster" in inv(copy, "db.start").stdout
+    assert "Started the local PostgreSQL cluster" in inv(copy, "db.start").stdout
     assert "already runs" in inv(copy, "db.start").stdout
     listing = inv(copy, "scenario.list")
     assert listing.returncode == 0, listing.stderr

@@ -102,6 +102,10 @@ class LocalCluster:
             self._bindir = runnable_bindir(find_bindir(self.major), self.os_user)
         return self._bindir
 
+    @bindir.setter
+    def bindir(self, bindir: Path) -> None:
+        self._bindir = runnable_bindir(bindir, self.os_user)
+
     def version(self) -> int | None:
         """Return the major version of the binaries this cluster runs."""
         return binaries_major(self.bindir)
@@ -121,19 +125,22 @@ class LocalCluster:
             return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
         return argv
 
-    def run_program(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run one of the server's programs as the server user."""
-        return self._execute(program, [str(self.bindir / program), *args], check=check)
+    def run_program(self, program: str, *args: str, check: bool = True, **options) -> subprocess.CompletedProcess:
+        """Run one of the server's programs as the server user (``options``: see :meth:`_execute`)."""
+        return self._execute(program, [str(self.bindir / program), *args], check=check, **options)
 
-    def _execute(self, program: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``argv`` as the server user, with the server's environment; a failure is a ClusterError."""
+    def _execute(
+        self, program: str, argv: list[str], check: bool = True, environ: dict | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run ``argv`` as the server user, with the server's environment (plus ``environ``), in ``cwd`` (default:
+        the temporary directory); a failure is a ClusterError."""
         result = subprocess.run(
             self._as_server(argv),
             capture_output=True,
             text=True,
-            cwd=tempfile.gettempdir(),  # the server user may not be able to enter our working directory
+            cwd=cwd or tempfile.gettempdir(),  # the server user may not be able to enter our working directory
             start_new_session=True,  # Ctrl-C in the terminal must not reach the server
-            env=server_environ(),
+            env={**server_environ(), **(environ or {})},
         )
         if check and result.returncode != 0:
             output = (result.stderr or result.stdout).strip().splitlines()
@@ -197,8 +204,12 @@ class LocalCluster:
             raise ClusterError(
                 f"The cluster in {self.data_dir} was made by PostgreSQL {made}, but the binaries found are PostgreSQL "
                 f"{runs} ({self.bindir}), which cannot open it: set POSTGRES_BINDIR to PostgreSQL {made}'s bin "
-                f"directory, or move {self.base_dir} aside (its data is kept there) and run the command again to "
-                f"start afresh with PostgreSQL {runs}."
+                + (
+                    f"directory, or move its data to PostgreSQL {runs} with `inv db.upgrade-cluster` (the old "
+                    "directory is kept aside)."
+                    if made < runs
+                    else f"directory, or move {self.base_dir} aside (its data is kept there) to start afresh."
+                )
             )
 
     def supports_tls(self) -> bool:
