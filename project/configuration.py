@@ -57,7 +57,10 @@ CHOICE_SETTINGS = {
     "POSTGRES_SSLMODE": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "DATABASE_ROLE": ("app", "migration"),
+    # libpq's require_auth: the only authentication the client accepts (empty: whatever the server asks).
+    "POSTGRES_REQUIRE_AUTH": ("scram-sha-256", "!password", "md5", "gss", "sspi", "password", "none"),
 }
+OPTIONAL_CHOICES = {"POSTGRES_REQUIRE_AUTH"}  # settings whose empty value means "not set"
 # Each database role's password: a process connects as one role (DATABASE_ROLE), so it needs that role's secret
 # and never the other's (the web process never holds the password of the role that owns the tables).
 ROLE_PASSWORDS = {"app": "POSTGRES_PASSWORD", "migration": "POSTGRES_MIGRATION_PASSWORD"}
@@ -237,9 +240,10 @@ def check_value(label: str, name: str, value: str) -> None:
         if value.lower() not in TRUE_WORDS + FALSE_WORDS:
             raise ConfigError(f'{label}: {_show(value)} is not valid; {name} is "true" or "false".')
     elif name in CHOICE_SETTINGS:
-        if value not in CHOICE_SETTINGS[name]:
+        if value not in CHOICE_SETTINGS[name] and not (value == "" and name in OPTIONAL_CHOICES):
+            empty = " or empty" if name in OPTIONAL_CHOICES else ""
             raise ConfigError(
-                f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}."
+                f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}{empty}."
             )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.postgres.cluster import PASSFILE, LocalCluster
+from devtools.postgres.cluster import PASSFILE, LocalCluster, passfile_password
 from devtools.postgres.safety import check_private_dir, write_private
 
 INITDB_LAYOUT = 1  # bump when LocalCluster.init changes what a new data directory holds, so old copies go unused
@@ -90,8 +90,8 @@ class DataDirectoryCache:
         check_private_dir(entry, {os.geteuid()})
         try:
             subprocess.run(["cp", "-a", str(entry / "data"), str(cluster.data_dir)], check=True, capture_output=True)
-            write_private(cluster.passfile, (entry / PASSFILE).read_text())
-        except (subprocess.CalledProcessError, OSError):  # another run pruned it while we copied: make our own
+            cluster.write_passfile(passfile_password((entry / PASSFILE).read_text()))  # this cluster's address
+        except (subprocess.CalledProcessError, OSError, IndexError):  # pruned by another run while we copied: make ours
             shutil.rmtree(cluster.data_dir, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 cluster.passfile.unlink()
