@@ -305,3 +305,23 @@ class PasswordCatcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Killed(BaseException):
+    """The process stopped here, as SIGKILL or the OOM killer would stop it."""
+
+
+class KilledAfter:
+    """A cursor whose process is killed right after it runs a statement starting with ``prefix``."""
+
+    def __init__(self, cur, prefix: str) -> None:
+        self.cur, self.prefix = cur, prefix
+
+    def execute(self, query, params=None):
+        self.cur.execute(query, params)
+        text = query.as_string(self.cur) if hasattr(query, "as_string") else query
+        if text.startswith(self.prefix):
+            raise Killed(text)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
