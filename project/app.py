@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from project.extensions import db, migrate, retry_on_new_connection, watch_pool
 from project.revisions import MIGRATIONS_DIR
@@ -16,6 +17,13 @@ from project.settings import config_class, flask_settings
 
 # Methods that change nothing, so running one twice is the same as running it once (RFC 9110, 9.2.2).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """Werkzeug's ``int`` converter for ASCII digits only: its ``\\d`` also matches other scripts' digits ("١"),
+    which ``int()`` reads as numbers, so ``/users/١`` would be user 1."""
+
+    regex = r"[0-9]+"
 
 
 class Application(Flask):
@@ -90,6 +98,7 @@ def register_blueprints(app: Flask) -> None:
     """Register the blueprints and the JSON error handlers."""
     from project.api import errors, health, main, users
 
+    app.url_map.converters["int"] = AsciiIntegerConverter
     app.register_blueprint(main.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(health.bp)
