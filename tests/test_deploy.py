@@ -427,3 +427,20 @@ def test_a_url_without_a_password_is_rendered(tmp_path, url):
     config = config_with(tmp_path, SERVICE_URL={"value": url})
     for target in rendering.TARGETS:
         assert json.dumps(url) in json.dumps(rendering.render(config, target, IMAGE))
+
+
+@pytest.mark.parametrize(("proxies", "refused"), [("0", True), ("1", False), ("2", False)])
+def test_a_config_with_no_buffering_proxy_in_front_is_not_rendered(tmp_path, proxies, refused):
+    config = config_with(tmp_path, PROXY_FIX_X_FOR={"value": proxies})
+    for target in rendering.TARGETS:
+        if refused:
+            with pytest.raises(DeployError, match="PROXY_FIX_X_FOR is 0, meaning clients reach gunicorn directly"):
+                rendering.render(config, target, IMAGE)
+        else:
+            rendering.render(config, target, IMAGE)
+
+
+def test_the_kubernetes_service_is_reachable_inside_the_cluster_only(tmp_path):
+    manifests = rendering.render(config_with(tmp_path), "kubernetes", IMAGE)
+    services = [m for m in manifests.values() if m["kind"] == "Service"]
+    assert services and all(s["spec"]["type"] == "ClusterIP" for s in services)
