@@ -19,7 +19,7 @@ import pytest
 from devtools.errors import ClusterError
 from devtools.postgres import binaries, throwaway
 from devtools.postgres.cache import DataDirectoryCache
-from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.cluster import LocalCluster, passfile_password
 from devtools.postgres.throwaway import reap_throwaways, throwaway_cluster
 from devtools.processes import free_port, wait_for_exit
 from project.configuration import load_config
@@ -280,3 +280,22 @@ def test_throwaway_servers_start_from_a_private_cache_of_initdb(shared_tmp, tmp_
             start()
     finally:
         first.destroy()
+
+
+def test_servers_made_from_one_cached_copy_have_passwords_of_their_own(shared_tmp, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with (
+        throwaway_cluster(prefix="project-pw-", root=str(shared_tmp)) as first,
+        throwaway_cluster(prefix="project-pw-", root=str(shared_tmp)) as second,
+    ):
+        (entry,) = (tmp_path / "project-postgres").iterdir()
+        cached = passfile_password((entry / "passfile").read_text())
+        assert len({cached, first.password(), second.password()}) == 3
+        for cluster in (first, second):
+            with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+                psycopg2.connect(
+                    host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", password=cached
+                )
+            psycopg2.connect(
+                host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
+            ).close()

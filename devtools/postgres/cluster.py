@@ -204,7 +204,25 @@ class LocalCluster:
         hosts = [self.host, *([str(self.socket_dir)] if self.socket_dir else [])]
         fields = (str(self.port), "*", self.superuser, password)
         lines = [":".join(_passfield(f) for f in (host, *fields)) for host in hosts]
-        write_private(self.passfile, "".join(line + "\n" for line in lines))
+        staging = self.passfile.with_name(f".{PASSFILE}-{secrets.token_hex(8)}")  # replaced in one step
+        write_private(staging, "".join(line + "\n" for line in lines))
+        os.replace(staging, self.passfile)
+
+    def change_password(self) -> None:
+        """Give the running server's superuser a new random password (a copy of a cached data directory comes with the
+        password of the cluster it was made in, which every other copy shares)."""
+        import psycopg2  # here: only the clusters made from a copy need it
+        from psycopg2 import sql
+
+        password = secrets.token_urlsafe(32)
+        host = str(self.socket_dir) if self.socket_dir else self.host
+        params = {"host": host, "port": self.port, "user": self.superuser, "dbname": "postgres"}
+        params |= {"passfile": str(self.passfile), "require_auth": REQUIRE_AUTH}
+        with contextlib.closing(psycopg2.connect(**params)) as conn, conn.cursor() as cur:
+            conn.autocommit = True
+            cur.execute("SET log_statement = 'none'")  # the new password stays out of the server log
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(self.superuser)), (password,))
+        self.write_passfile(password)
 
     def password(self) -> str:
         """Return the superuser's password, read back from the passfile."""
