@@ -299,3 +299,19 @@ def test_servers_made_from_one_cached_copy_have_passwords_of_their_own(shared_tm
             psycopg2.connect(
                 host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
             ).close()
+
+
+def test_a_cache_below_a_directory_others_can_write_is_refused(shared_tmp, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    cluster = LocalCluster(shared_tmp / "pg", port=free_port())
+    with pytest.raises(ClusterError, match=r"shared above it is owned by uid \d+ with mode 777, so another account"):
+        DataDirectoryCache(shared / "sub" / "cache").init(cluster)
+    assert not cluster.initialised()
+    shared.chmod(0o1777)  # sticky, as /tmp: others may not rename or delete what is ours
+    try:
+        DataDirectoryCache(shared / "cache").init(cluster)
+        assert cluster.initialised()
+    finally:
+        cluster.destroy()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.postgres.cluster import PASSFILE, LocalCluster, passfile_password
-from devtools.postgres.safety import check_private_dir, write_private
+from devtools.postgres.safety import check_ancestors, check_private_dir, write_private
 
 INITDB_LAYOUT = 1  # bump when LocalCluster.init changes what a new data directory holds, so old copies go unused
 PREPARED_FILE = "prepared"  # in a cache entry: the name of the preparation done in it
@@ -57,6 +57,7 @@ class DataDirectoryCache:
         saved), else with initdb, saving a copy; return whether the preparation came done."""
         if cluster.initialised():
             return False
+        check_ancestors(self.root)  # an entry is checked, then copied: nobody else may swap it in between
         cluster.make_base_dir()
         if preparation is not None and self.restore(cluster, self.entry(cluster, preparation)):
             return True
