@@ -32,19 +32,29 @@ class Application(Flask):
     The pool pings only connections that sat idle (see :func:`project.extensions.watch_pool`), so a restart can
     leave a recently used connection dead. The first statement on it fails and invalidates the pool; a safe
     request then runs its view again on a new connection and the client never sees the restart. An unsafe one
-    (POST) is not repeated: it gets the usual 503 and the client decides.
+    (POST) is not repeated: it gets the usual 503 and the client decides; nor is a view marked with
+    :func:`no_retry` (a GET that writes, say).
     """
 
     def dispatch_request(self):
         try:
             return super().dispatch_request()
         except DBAPIError as exc:
-            if request.method not in SAFE_METHODS or not retry_on_new_connection(exc) or g.get("retried"):
+            view = self.view_functions.get(request.endpoint or "")
+            if request.method not in SAFE_METHODS or getattr(view, "no_retry", False):
+                raise
+            if not retry_on_new_connection(exc) or g.get("retried"):
                 raise
             db.session.rollback()
             g.retried = True
             self.logger.info("retrying %s %s on a new connection after: %s", request.method, request.path, exc.orig)
             return super().dispatch_request()
+
+
+def no_retry(view):
+    """Mark ``view`` as one never to run twice, though its method is safe (a GET that writes a row, say)."""
+    view.no_retry = True
+    return view
 
 
 def create_app(config_name: str = "development", overrides: Mapping[str, Any] | None = None) -> Flask:
