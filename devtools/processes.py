@@ -1,4 +1,5 @@
-"""This machine's ports and processes: a free port, whether one is taken, when a process has exited."""
+"""This machine's ports and processes: a free port, whether one is taken, when a process has exited, SIGTERM
+stopping a run as Ctrl-C does."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import os
 import socket
 import time
 from pathlib import Path
+
+
+def stop_like_ctrl_c(signum, frame):
+    """Raise KeyboardInterrupt: installed for SIGTERM (a CI time-out, ``kill``), it makes a run clean up what it
+    started as it does after Ctrl-C."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -59,6 +59,14 @@ CHOICE_SETTINGS = {
     "DATABASE_ROLE": ("app", "migration"),
     # libpq's require_auth: the only authentication the client accepts (empty: whatever the server asks).
     "POSTGRES_REQUIRE_AUTH": ("scram-sha-256", "!password", "md5", "gss", "sspi", "password", "none"),
+    "LOG_FORMAT": ("json", "text"),
+}
+# Settings with a shape: (pattern, what a valid value looks like).
+PATTERN_SETTINGS = {
+    "METRICS_BIND": (
+        re.compile(r"|(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})"),
+        'empty (no metrics endpoint) or HOST:PORT such as "127.0.0.1:9464"',
+    ),
 }
 # Settings that would bypass the POSTGRES_* ones the checks and renders look at (a URL carries its password in plain
 # text and its own sslmode), so a config may not hold them.
@@ -129,6 +137,10 @@ class Config(Mapping[str, str]):
 
     def display_path(self) -> str:
         return display_path(self.path)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Return the names of the secret (valueFrom) entries."""
+        return tuple(e.name for e in self.entries if e.secret)
 
     def replace(self, **values: str) -> Config:
         """Return a copy with some settings replaced (source "override"); unknown names are added."""
@@ -259,6 +271,11 @@ def check_value(label: str, name: str, value: str) -> None:
             raise ConfigError(
                 f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}{empty}."
             )
+    elif name in PATTERN_SETTINGS:
+        pattern, valid = PATTERN_SETTINGS[name]
+        match = pattern.fullmatch(value)
+        if not match or (match["port"] and not 1 <= int(match["port"]) <= 65535):
+            raise ConfigError(f"{label}: {_show(value)} is not valid; {name} is {valid}.")
 
 
 def load_config(

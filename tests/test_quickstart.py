@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from devtools.processes import free_port
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
-ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
 
 
@@ -81,11 +80,14 @@ def test_second_init_changes_nothing(copy):
 def test_prod_serves_users_through_gunicorn(copy):
     port = free_port()
     env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "GUNICORN_WORKERS": "1"}
-    process = serving(copy, ["prod"], port, env)
+    metrics_port = free_port()  # not the default 9464, which another run on the machine may hold
+    process = serving(copy, ["prod", "--metrics-port", str(metrics_port)], port, env)
     try:
         status, body = request(f"http://127.0.0.1:{port}/users")
         assert status == 200 and json.loads(body)["users"] == []
         assert request(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        status, body = request(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200 and b'http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in body
     finally:
         output = interrupt(process)
     assert "Database 'app'" in output
