@@ -150,6 +150,17 @@ def flask_run(c, config: Config, host: str, port: int, debug: bool) -> None:
     serve(c, argv, config.environ())
 
 
+def psql_command(config: Config, database: str) -> str:
+    """Return a psql command line for ``database`` on ``config``'s server that works as printed: it names the
+    passfile that holds the local cluster's password, which nobody is ever shown."""
+    from project.settings import connection_params
+
+    params = connection_params(config.replace(POSTGRES_DB=database))
+    words = ["psql", "-h", params["host"], "-p", str(params["port"]), "-U", params["user"], database]
+    passfile = f"PGPASSFILE={shlex.quote(params['passfile'])} " if params.get("passfile") else ""
+    return passfile + shlex.join(words)
+
+
 def psql(c, config: Config) -> None:
     """Open psql on ``config``'s database, or exit 2 when psql is not installed."""
     from project.settings import connection_params, libpq_environ

@@ -1,4 +1,5 @@
-"""Build ``docker compose`` command lines for a config: ``docker/<config>.yml``, project name = config name.
+"""Build ``docker compose`` command lines for a config: ``docker/<config>.yml``, compose project
+``<project name>-<config>`` (so two projects made from this one keep their stacks apart).
 
 Every command gets one environment: the config as the loader resolves it (a shell variable named like an entry
 overrides it, for every service alike), the pinned base images, and the host user's ids. Only the subcommands
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devtools.errors import ComposeError
+from devtools.identity import project_name
 from devtools.images import image_environ
 from project.configuration import Config, load_config
 
@@ -74,10 +76,16 @@ def engine_running(dry: bool = False) -> None:
 
 
 def command(config_name: str, *args: str, dry: bool = False, project: str | None = None) -> list[str]:
-    """Return the full command line for compose ``args`` under ``config_name`` (project name: the config's)."""
+    """Return the full command line for compose ``args`` under ``config_name`` (compose project: ``project``, by
+    default :func:`project_for` the config)."""
     path = compose_file(config_name)
     relative = path.relative_to(DOCKER_DIR.parent)
-    return [*client(dry), "-p", project or config_name, "-f", str(relative), *args]
+    return [*client(dry), "-p", project or project_for(config_name), "-f", str(relative), *args]
+
+
+def project_for(config_name: str) -> str:
+    """Return the compose project name of a config's stack: ``<project name>-<config>``."""
+    return f"{project_name()}-{config_name}"
 
 
 def subcommand(args: Sequence[str]) -> str | None:

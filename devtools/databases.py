@@ -198,12 +198,17 @@ def grant_rows_only(cur, database: str, owner: str, app: str) -> None:
 def table_counts(values: Mapping[str, Any], dbname: str) -> dict[str, int]:
     """Return the exact row count of every table in the public schema of ``dbname``."""
     with contextlib.closing(connect(values, dbname=dbname)) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
-            "ORDER BY tablename"
-        )
-        counts = {}
-        for (table,) in cur.fetchall():
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
-            counts[table] = cur.fetchone()[0]
-        return counts
+        return row_counts(cur)
+
+
+def row_counts(cur) -> dict[str, int]:
+    """Return the exact row count of every table in the public schema of the database ``cur`` is connected to."""
+    cur.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
+        "ORDER BY tablename"
+    )
+    counts = {}
+    for (table,) in cur.fetchall():
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        counts[table] = cur.fetchone()[0]
+    return counts

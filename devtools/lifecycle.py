@@ -62,11 +62,21 @@ def create_database_if_missing(target: Target, name: str | None = None) -> bool:
 def init_database(target: Target) -> InitReport:
     """Create the target's database if missing and migrate it to head. Idempotent."""
     created = create_database_if_missing(target)
-    before = None if created else migrations.current_revision(target.config)
     head = migrations.head_revision(target.config.get("MIGRATIONS_DIR"))
-    if before != head:
-        migrations.upgrade(target.config)
+    with migrations.opened(target.config) as steps:
+        before = None if created else steps.current_revision()
+        if before != head:
+            steps.upgrade()
     return InitReport(target.database, created, before, head)
+
+
+def init_if_missing(target: Target) -> InitReport | None:
+    """Create and migrate the target's database when it does not exist (``db.migrate`` compares the models with
+    a database at the migrations' head); return what was done, or None when it existed."""
+    with admin_cursor(target.admin()) as cur:
+        if database_exists(cur, target.database):
+            return None
+    return init_database(target)
 
 
 def reset_database(target: Target) -> InitReport:

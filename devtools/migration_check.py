@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devtools import migrations as ops
 from devtools.databases import admin_cursor, create_database, owner_mark
+from devtools.identity import prefix
 from devtools.postgres.throwaway import throwaway_cluster
 from devtools.target import throwaway_config
 from project.errors import UserError
@@ -18,23 +19,24 @@ from project.errors import UserError
 DATABASE = "migration_check"
 
 
-def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
-    """Return the named steps; each returns None when it passes, else what went wrong."""
+def steps(config, migrations: ops.Migrations) -> list[tuple[str, Callable[[], str | None]]]:
+    """Return the named steps, taken with ``migrations`` (one app for all of them); each returns None when it
+    passes, else what went wrong."""
 
     def single_head():
         heads = ops.head_revision(config.get("MIGRATIONS_DIR"))
         return None if heads and "," not in heads else f"expected one head, found {heads or 'none'}"
 
     def upgrade():
-        ops.upgrade(config)
+        migrations.upgrade()
 
     def check():
-        diff = ops.check_models(config)
+        diff = migrations.check_models()
         return f"the models differ from the migrations: {diff}" if diff else None
 
     def downgrade():
-        ops.downgrade(config, "base")
-        return None if ops.current_revision(config) is None else "the database is not empty after downgrade"
+        migrations.downgrade("base")
+        return None if migrations.current_revision() is None else "the database is not empty after downgrade"
 
     return [
         ("one head", single_head),
@@ -47,20 +49,21 @@ def steps(config) -> list[tuple[str, Callable[[], str | None]]]:
 
 def run(migrations_dir: Path | None = None, out=print) -> bool:
     """Run every step on a fresh throwaway server; return whether all passed."""
-    with throwaway_cluster(prefix="project-migrations-pg-") as cluster:
+    with throwaway_cluster(prefix=prefix("migrations-pg")) as cluster:
         config = throwaway_config(cluster, DATABASE)
         if migrations_dir:
             config = config.replace(MIGRATIONS_DIR=str(migrations_dir))
         with admin_cursor(config) as cur:
             create_database(cur, DATABASE, mark=owner_mark(config.name))
-        for name, step in steps(config):
-            try:
-                problem = step()
-            except UserError as exc:
-                problem = str(exc)
-            out(f"{'ok  ' if problem is None else 'FAIL'} {name}" + (f": {problem}" if problem else ""))
-            if problem is not None:
-                return False
+        with ops.opened(config) as migrations:
+            for name, step in steps(config, migrations):
+                try:
+                    problem = step()
+                except UserError as exc:
+                    problem = str(exc)
+                out(f"{'ok  ' if problem is None else 'FAIL'} {name}" + (f": {problem}" if problem else ""))
+                if problem is not None:
+                    return False
     return True
 
 

@@ -26,11 +26,14 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools import identity
 from devtools.errors import NewProjectError
-from devtools.renaming import Renamer
+from devtools.processes import port_in_use
+from devtools.renaming import Identity, Renamer
 from project.configuration import load_config
 
 # A lowercase identifier that starts with a letter: a PEP 8 package name that is also a valid Docker image
@@ -59,6 +62,12 @@ class Names:
     database: str
 
     @property
+    def project(self) -> str:
+        """The project's name outside Python (compose projects, deployments, temporary directories)."""
+        name = self.package.replace("_", "-").strip("-")
+        return name if identity.NAME.match(name) else f"{name}-app"
+
+    @property
     def databases(self) -> tuple[str, str, str]:
         """The development, testing and production database names."""
         return f"{self.database}_dev", f"{self.database}_test", self.database
@@ -72,6 +81,7 @@ class Created:
     names: Names
     commit: str
     notes: list[str] = field(default_factory=list)
+    port: int | None = None
 
 
 def current_package(root: Path) -> str:
@@ -85,6 +95,24 @@ def current_package(root: Path) -> str:
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             return node.module.split(".")[0]
     raise NewProjectError(f"{path} imports no package; it should build the app with `from PACKAGE import ...`.")
+
+
+def current_identity(root: Path) -> Identity:
+    """Return the project's name and the port its development cluster listens on."""
+    config = load_config("development", environ={}, config_dir=root / "config", require_secrets=False)
+    return Identity(identity.project_name(root), int(config["POSTGRES_PORT"]))
+
+
+def development_port(name: str, taken: Callable[[int], bool] = port_in_use) -> int:
+    """Return the development port for project ``name``: the one derived from the name, or the next one up that
+    nothing on this machine listens on."""
+    ports = identity.DEVELOPMENT_PORTS
+    start = identity.derived_port(name) - ports.start
+    for step in range(100):
+        port = ports.start + (start + step) % len(ports)
+        if not taken(port):
+            return port
+    return identity.derived_port(name)
 
 
 def current_database(root: Path) -> str:
@@ -179,7 +207,9 @@ def create(
     reserved = {p.split("/")[0].removesuffix(".py") for p in files} - {old_package}
     names = choose_names(dest, old_package, reserved, package, title, database)
     check_destination(root, dest)
-    renamer = Renamer(old_package, names.package, current_database(root), names.database)
+    old = current_identity(root)
+    new = Identity(names.project, development_port(names.project))
+    renamer = Renamer(old_package, names.package, current_database(root), names.database, (old, new))
     commit = _git(root, "rev-parse", "--short", "HEAD").strip()
     existed = dest.is_dir()
     dest.mkdir(parents=True, exist_ok=True)
@@ -198,7 +228,7 @@ def create(
         # Leave DEST as it was, so that running the command again after a fix just works.
         _empty(dest, remove=not existed)
         raise
-    return Created(dest, names, _git(dest, "rev-parse", "--short", "HEAD").strip(), notes)
+    return Created(dest, names, _git(dest, "rev-parse", "--short", "HEAD").strip(), notes, new.port)
 
 
 def _empty(dest: Path, remove: bool) -> None:

@@ -29,6 +29,21 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def postgres_data_dir(port: int) -> Path | None:
+    """Return the data directory of the PostgreSQL server started with ``-p port``, found by reading the command
+    lines every account may read (``/proc/<pid>/cmdline``), or None when no such server is seen."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if Path(argv[0]).name != "postgres" or "-D" not in argv[:-1] or "-p" not in argv[:-1]:
+            continue
+        if argv[argv.index("-p") + 1] == str(port):
+            return Path(argv[argv.index("-D") + 1])
+    return None
+
+
 def process_stat(pid: int) -> list[str] | None:
     """Return the fields of ``/proc/<pid>/stat`` after the command name (the state first), or None when gone."""
     try:

@@ -1,17 +1,39 @@
-"""Rename a package's references and a project's database names in one file's text, leaving prose alone (what
-``inv new`` applies to every file it copies; see :mod:`devtools.new` for what counts as a reference)."""
+"""Rename a project's references to itself in one file's text: its package, its database names, its project
+name (compose projects, deployment names) and its development port, leaving prose alone (see devtools/new.py)."""
 
 from __future__ import annotations
 
 import io
 import re
 import tokenize
+from dataclasses import dataclass
+
+# The words after "<project name>-" that name one of its stacks or deployments (compose projects, ECS families,
+# Kubernetes objects, log groups).
+SUFFIXES = ("development", "production", "testing", "smoke")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a project calls itself outside its package and databases: its name and its development port."""
+
+    name: str
+    port: int
 
 
 class Renamer:
-    """Rename the package's references and the database names in one file's text, leaving prose alone."""
+    """Rename the package's references, the database names and the project's identity in one file's text,
+    leaving prose alone."""
 
-    def __init__(self, old_package: str, new_package: str, old_database: str, new_database: str):
+    def __init__(
+        self,
+        old_package: str,
+        new_package: str,
+        old_database: str,
+        new_database: str,
+        identities: tuple[Identity, Identity] | None = None,
+    ):
+        self.identity_rules = _identity_rules(*identities) if identities else []
         self.old_package = old_package
         self.new_package = new_package
         old, new = re.escape(old_package), new_package
@@ -89,6 +111,12 @@ class Renamer:
             text = pattern.sub(replacement, text)
         return text
 
+    def identity(self, text: str) -> str:
+        """Rename the project's name where it prefixes a stack or deployment, and its development port."""
+        for pattern, replacement in self.identity_rules:
+            text = pattern.sub(replacement, text)
+        return text
+
     def file(self, path: str, text: str) -> str:
         """Return ``text``, the content of the file at relative ``path``, with every rename applied."""
         name = path.rsplit("/", 1)[-1]
@@ -98,9 +126,25 @@ class Renamer:
             text = self.docker(text)
         else:
             text = self.prose(text)
-        return self.databases(text)
+        return self.identity(self.databases(text))
 
     def path(self, path: str) -> str:
         """Return the relative ``path`` with the package directory renamed."""
         head, sep, rest = path.partition("/")
         return f"{self.new_package}/{rest}" if sep and head == self.old_package else path
+
+
+def _identity_rules(old: Identity, new: Identity) -> list[tuple[re.Pattern, str]]:
+    """Return the rules that move a project from the ``old`` identity to the ``new`` one."""
+    name = re.escape(old.name)
+    rules = [
+        # pyproject.toml's [tool.devtools] name, the one setting everything below derives from.
+        (re.compile(rf'(\[tool\.devtools\]\n(?:#.*\n)*name\s*=\s*"){name}(")'), rf"\g<1>{new.name}\2"),
+        # A stack or deployment named after the project: app-development, /ecs/app-production, app-smoke-...
+        (re.compile(rf"(?<![\w.-]){name}-(?=(?:{'|'.join(SUFFIXES)})\b)"), f"{new.name}-"),
+        # Temporary directories and the cache: app-tests-pg-, app-postgres, ...
+        (re.compile(rf"(?<![\w.-]){name}-(?=(?:postgres|pg|tests-pg|migrations-pg)\b)"), f"{new.name}-"),
+    ]
+    if old.port != new.port:
+        rules.append((re.compile(rf"(?<!\d){old.port}(?!\d)"), str(new.port)))
+    return rules

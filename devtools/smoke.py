@@ -1,11 +1,13 @@
 """Smoke-check the compose stacks on a real Docker engine: ``nox -s smoke`` or ``python -m devtools.smoke``.
 
 For each config (default: development and production) it builds the images, starts the stack under its own
-compose project (``smoke-<config>``, on a free loopback port, so a developer's stack is left alone), waits for
-``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives ``down`` and ``up``,
-stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and removes everything with
-``down --volumes``, also when a step fails. The production run also checks what issue-level promises depend on:
-TLS and the web role's privileges in the database, and that a client's X-Forwarded-For never reaches the log.
+compose project (``<project name>-smoke-<config>``, on a free loopback port, so a developer's stack is left
+alone), waits for ``web`` to be healthy, asks ``/readyz``, creates and reads a user, checks the data survives
+``down`` and ``up``, stops ``web`` with SIGTERM and expects a clean exit well inside the grace period, and
+removes everything with ``down --volumes``, also when a step fails. On the way it backs the database up to
+the host, deletes the volume and restores the backup into a fresh one (``devtools.backups.stack``). The
+production run also checks what issue-level promises depend on: TLS and the web role's privileges in the
+database, and that a client's X-Forwarded-For never reaches the log.
 
 Without a compose client or a reachable engine it says why and exits 0: nothing was checked, nothing failed.
 Standard library only, like the config loader.
@@ -18,17 +20,22 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devtools import compose
+from devtools.backups import stack as backups
+from devtools.backups.stack import StackDatabase
 from devtools.processes import free_port
 from project.configuration import load_config
 from project.errors import UserError
 
+ROOT = compose.DOCKER_DIR.parent
 CONFIGS = ("development", "production")
 SPOOFED = "6.6.6.6"
 
@@ -65,7 +72,7 @@ class Stack:
         environ = {**os.environ, **throwaway_secrets(os.environ)}
         config = load_config(self.config_name, environ=environ)
         self.env = {**environ, **compose.environ(config), "PUBLISHED_PORT": str(self.port)}
-        self.project = f"smoke-{self.config_name}"
+        self.project = compose.project_for(f"smoke-{self.config_name}")
 
     def say(self, message: str) -> None:
         line = f"[{self.config_name}] {message}"
@@ -162,6 +169,7 @@ def check(stack: Stack) -> None:
 
     if stack.config_name == "production":
         production_checks(stack)
+        observability_checks(stack)
     else:
         development_checks(stack)
 
@@ -173,6 +181,7 @@ def check(stack: Stack) -> None:
     status, fetched = stack.request("GET", f"/users/{user['id']}")
     expect(status == 200 and fetched["email"] == email, f"after down and up, the user is gone ({status}: {fetched})")
     stack.say(f"down and up kept the data (ready again in {time.monotonic() - timed:.1f} s)")
+    backup_and_restore(stack, user["id"], email)
 
     container = stack.containers("web")[0]
     timed = time.monotonic()
@@ -181,6 +190,37 @@ def check(stack: Stack) -> None:
     code = stack.inspect(container, "{{.State.ExitCode}}")
     expect(code == "0" and took < 15, f"web stopped with exit code {code} after {took:.1f} s (wanted 0, quickly)")
     stack.say(f"SIGTERM: web exited 0 in {took:.1f} s")
+
+
+def backup_and_restore(stack: Stack, user_id: int, email: str) -> None:
+    """Back the database up to the host, delete the volume, restore into a fresh one: the user is back; a second
+    restore over the now filled database is refused."""
+    database = stack.env["POSTGRES_DB"]
+    owner = stack.env.get("POSTGRES_MIGRATION_USER") or stack.env["POSTGRES_USER"]
+    db = StackDatabase(compose.command(stack.config_name, project=stack.project), stack.env, database, ROOT)
+    with tempfile.TemporaryDirectory(prefix="smoke-backup-") as directory:
+        path = Path(directory) / "backup.dump"
+        timed = time.monotonic()
+        size = backups.backup(db, path)
+        stack.say(f"backed up to the host: {size:,} bytes in {time.monotonic() - timed:.1f} s")
+        stack.compose("down", "--volumes")
+        timed = time.monotonic()
+        backups.restore(db, path, owner)
+        restored = time.monotonic() - timed
+        stack.compose("up", "--detach")
+        stack.wait_healthy("web")
+        stack.wait_ready()
+        status, fetched = stack.request("GET", f"/users/{user_id}")
+        expect(status == 200 and fetched["email"] == email, f"after the restore the user is gone ({status}: {fetched})")
+        try:
+            backups.restore(db, path, owner)
+            refused = ""
+        except UserError as exc:
+            refused = str(exc)
+        expect("a restore goes only into a fresh volume" in refused, f"a restore over data was not refused: {refused}")
+    stack.say(
+        f"down --volumes, restore into the fresh volume ({restored:.1f} s): the user is back; no restore over data"
+    )
 
 
 def development_checks(stack: Stack) -> None:
@@ -223,6 +263,22 @@ def production_checks(stack: Stack) -> None:
     )
     expect("permission denied" in created, f"the web role could create a table: {created.strip()}")
     stack.say(f"{count} web connection(s), all TLS; role '{app_user}' has no DDL; X-Forwarded-For not logged")
+
+
+def observability_checks(stack: Stack) -> None:
+    """nginx passes a client's request id to web, both log it in JSON lines, and web serves metrics inside."""
+    request_id = f"smoke-{secrets.token_hex(4)}"
+    status, _ = stack.request("GET", "/readyz", headers={"X-Request-ID": request_id})
+    expect(status == 200, f"GET /readyz answered {status}")
+    logs = stack.compose("logs", "--no-color", "--no-log-prefix", "web", "proxy")
+    # A line may start with a terminal control sequence compose adds even with --no-color; the JSON follows it.
+    lines = [json.loads(line[line.find("{") :]) for line in logs.splitlines() if request_id in line]
+    loggers = sorted(line.get("logger", "?") for line in lines)
+    expect(loggers == ["gunicorn.access", "nginx.access"], f"request {request_id} was logged by {loggers}")
+    scrape = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())"
+    metrics = stack.compose("exec", "-T", "web", "python", "-c", scrape)
+    expect('route="/readyz",status="200"' in metrics, "web's metrics endpoint did not count GET /readyz")
+    stack.say(f"request id {request_id} in nginx's and gunicorn's JSON lines; web's metrics count it")
 
 
 def run(config_name: str) -> bool:

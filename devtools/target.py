@@ -9,11 +9,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from devtools.databases import PROTECTED_CONFIGS
 from devtools.postgres.cluster import LocalCluster
 from devtools.postgres.development import development_cluster
 from project.configuration import Config, ConfigError, load_config
 
-PROTECTED_CONFIGS = ("production",)
 PINNED = ("POSTGRES_HOST", "POSTGRES_PASSFILE", "POSTGRES_REQUIRE_AUTH")  # taken from the cluster when it is the target
 
 
@@ -36,6 +36,20 @@ def local_cluster() -> LocalCluster:
     dev = load_config("development", environ={}, require_secrets=False)
     major = int(dev["POSTGRES_MAJOR_VERSION"]) if dev.get("POSTGRES_MAJOR_VERSION") else None
     return development_cluster(dev["POSTGRES_HOST"], int(dev["POSTGRES_PORT"]), dev["POSTGRES_USER"], major)
+
+
+def cluster_address(cluster: LocalCluster) -> str:
+    """Say where ``cluster`` listens and keeps its data."""
+    return f"{cluster.host}:{cluster.port} ({cluster.base_dir})"
+
+
+def start_local(cluster: LocalCluster) -> str | None:
+    """Create ``cluster`` on first use and start it; return a sentence saying so, or None when it already ran."""
+    created = cluster.init()
+    if not cluster.start():
+        return None
+    what = "Created and started" if created else "Started"
+    return f"{what} the local PostgreSQL cluster on {cluster_address(cluster)}."
 
 
 @dataclass(frozen=True)
@@ -62,14 +76,7 @@ class Target:
 
     def ensure_running(self) -> str | None:
         """Start the local cluster when the config points at it; return a sentence when something was done."""
-        if self.cluster is None:
-            return None
-        created = self.cluster.init()
-        if self.cluster.start():
-            what = "Created and started" if created else "Started"
-            where = f"{self.cluster.host}:{self.cluster.port} ({self.cluster.base_dir})"
-            return f"{what} the local PostgreSQL cluster on {where}."
-        return None
+        return None if self.cluster is None else start_local(self.cluster)
 
     def describe(self) -> str:
         """Name the database, its server, its config and any shell overrides, as a confirmation should."""

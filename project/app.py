@@ -74,7 +74,7 @@ def create_app(config_name: str = "development", overrides: Mapping[str, Any] | 
         # Whatever FLASK_DEBUG or the command line say, production never runs the debugger.
         app.debug = False
     register_logging(app)
-    register_observability(app)
+    register_observability(app, overrides or {})
     register_extensions(app)
     register_blueprints(app)
     register_security(app)
@@ -96,12 +96,16 @@ def register_logging(app: Flask) -> None:
     app.logger.setLevel(logging.getLevelName(app.config["LOG_LEVEL"]))
 
 
-def register_observability(app: Flask) -> None:
-    """Give each request an id and record its metrics (before the pool is made, which metrics measures)."""
-    from project import metrics, request_ids
+def register_observability(app: Flask, values: Mapping[str, Any]) -> None:
+    """Give each request an id, record its metrics (before the pool is made, which metrics measures), and report
+    unhandled errors when a SENTRY_DSN is configured."""
+    from project import error_reporting, logs, metrics, request_ids
+    from project.configuration import Config
 
     request_ids.register(app)
     metrics.register(app)
+    secret_names = values.secrets() if isinstance(values, Config) else ()
+    error_reporting.register(app, logs.secret_values(values, secret_names))
 
 
 def register_extensions(app: Flask) -> None:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +30,35 @@ STRONG = {
     "POSTGRES_PASSWORD": STRONG_PASSWORD,
     "POSTGRES_SSLMODE": "require",
 }
+
+
+PROJECT_PARTS = (
+    *("project", "devtools", "config", "migrations", "scenarios"),
+    *("tasks.py", "wsgi.py", "gunicorn.conf.py", "pyproject.toml"),
+)
+
+
+def copy_project(target: Path, **development: str) -> Path:
+    """Copy what the tasks need into ``target``, with ``development``'s entries set in its
+    config/development.json (a free POSTGRES_PORT, say, so its local cluster is never the developer's)."""
+    for name in PROJECT_PARTS:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    set_entries(target, **development)
+    return target
+
+
+def set_entries(target: Path, **development: str) -> None:
+    """Set entries of the config/development.json in the project copy ``target``."""
+    config = target / "config" / "development.json"
+    entries = json.loads(config.read_text())
+    for entry in entries:
+        if entry["name"] in development:
+            entry["value"] = development[entry["name"]]
+    config.write_text(json.dumps(entries))
 
 
 def one_sentence(text: str) -> str:

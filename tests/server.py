@@ -21,6 +21,7 @@ import pytest
 from pytest_postgresql.executors import NoopExecutor
 
 from devtools import migrations
+from devtools.identity import prefix
 from devtools.postgres.cache import Preparation
 from devtools.postgres.cluster import LocalCluster
 from devtools.postgres.throwaway import start_throwaway
@@ -30,7 +31,7 @@ from tests.helpers import ROOT, config_for
 TEST_DATABASE = "app_test"
 MIGRATED_DATABASE = "app_test_migrated"
 RUN_DATABASE = "app_test_run"
-SERVER_PREFIX = "project-tests-pg-"
+SERVER_PREFIX = prefix("tests-pg")  # <project name>-tests-pg-: the directory says whose server it is
 
 
 def migrate_databases(cluster: LocalCluster, migrations_dir: Path | None = None) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from devtools import compose, images, smoke
 from devtools.errors import ComposeError
+from devtools.identity import project_name
 from tests.helpers import ROOT
 
 
@@ -24,7 +25,7 @@ def test_command_names_project_and_file():
         "docker",
         "compose",
         "-p",
-        "development",
+        f"{project_name()}-development",
         "-f",
         "docker/development.yml",
         "up",

@@ -202,6 +202,7 @@ def project_copy(tmp_path_factory):
     for name in ("project", "devtools", "config", "migrations"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "tasks.py", root)
+    shutil.copy(ROOT / "pyproject.toml", root)  # the project's name
     return root
 
 
@@ -442,3 +443,33 @@ def test_the_kubernetes_service_is_reachable_inside_the_cluster_only(tmp_path):
     manifests = rendering.render(config_with(tmp_path), "kubernetes", IMAGE)
     services = [m for m in manifests.values() if m["kind"] == "Service"]
     assert services and all(s["spec"]["type"] == "ClusterIP" for s in services)
+
+
+def test_renders_expose_the_metrics_port_for_scrapers_and_not_through_the_service(register_task_definition):
+    manifests = rendering.render(production(), "kubernetes", IMAGE)
+    template = manifests["4-deployment"]["spec"]["template"]
+    (web,) = template["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in web["ports"]
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9464",
+        "prometheus.io/path": "/metrics",
+    }
+    assert [p["name"] for p in manifests["3-service"]["spec"]["ports"]] == ["http"]
+    definitions = rendering.render(production(), "ecs", IMAGE)
+    web = next(c for d in definitions.values() for c in d["containerDefinitions"] if c["name"] == "web")
+    assert [m["containerPort"] for m in web["portMappings"]] == [8000, 9464]
+
+
+def test_without_a_metrics_endpoint_nothing_is_exposed_or_annotated(tmp_path):
+    config = config_with(tmp_path, METRICS_BIND={"value": ""})
+    template = rendering.render(config, "kubernetes", IMAGE)["4-deployment"]["spec"]["template"]
+    assert "annotations" not in template["metadata"]
+    assert [p["name"] for p in template["spec"]["containers"][0]["ports"]] == ["http"]
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:9464", "0.0.0.0:8000"])
+def test_a_metrics_endpoint_no_scraper_could_reach_is_refused(tmp_path, bind):
+    config = config_with(tmp_path, METRICS_BIND={"value": bind})
+    with pytest.raises(DeployError, match=f"METRICS_BIND is '{re.escape(bind)}'; in a container it must listen"):
+        rendering.render(config, "kubernetes", IMAGE)

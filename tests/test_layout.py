@@ -44,6 +44,20 @@ def test_no_module_of_the_app_mentions_the_tooling():
     assert offenders == []
 
 
+def test_no_test_imports_the_conftest():
+    # pytest loads the conftest as a plugin; imported as a module too, its hooks and fixtures would exist twice.
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if re.search(
+            r"^\s*(from\s+tests\.conftest\s|from\s+tests\s+import\s+conftest|import\s+tests\.conftest)",
+            path.read_text(),
+            re.MULTILINE,
+        )
+    ]
+    assert offenders == []
+
+
 @pytest.fixture
 def counted(monkeypatch):
     """Count how often the tasks resolve a target and read the local cluster's address."""
@@ -89,3 +103,81 @@ def test_a_task_resolves_its_target_once(counted, pointed_at, task, args, capsys
     tasks[task](Context(), *args, config="development")
     assert calls == {"resolve": 1, "local_cluster": 1}
     assert "layout_db" in capsys.readouterr().out
+
+
+@pytest.fixture
+def apps_built(monkeypatch):
+    """Count the Flask apps the tooling builds (each migration step used to build one of its own)."""
+    pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
+    import project
+
+    built = []
+    real = project.create_app
+    monkeypatch.setattr(project, "create_app", lambda *a, **kw: built.append(1) or real(*a, **kw))
+    return built
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "before"),
+    [
+        ("db.init", (), None),  # creates the database, then migrates it
+        ("db.init", (), "base"),  # reads the revision, then migrates
+        ("db.upgrade", (), "base"),  # migrates, then reads the revision it reached
+        ("db.downgrade", ("base",), "head"),
+        ("scenario.load", ("empty",), "head"),  # migrates the scenario's database, then fills it
+    ],
+)
+def test_a_tasks_migration_steps_build_the_app_once(pointed_at, layout_db, apps_built, task, args, before):
+    from invoke import Context
+
+    from devtools import lifecycle, migrations
+    from devtools.target import resolve
+    from devtools.tasks import ns
+
+    if before is not None:
+        lifecycle.init_database(resolve(layout_db))
+        if before == "base":
+            migrations.downgrade(layout_db, "base")
+    apps_built.clear()
+    ns[task](Context(), *args, config="development")
+    assert len(apps_built) == 1
+
+
+@pytest.fixture
+def admin_connects(tmp_path, monkeypatch):
+    """Record every connection the tooling opens to administer databases, in the background process too (a
+    file, since a forked child's memory is its own); yields a function that returns the databases connected to."""
+    from devtools import databases
+
+    record = tmp_path / "connects"
+    record.touch()
+    real = databases.connect
+
+    def connect(values, dbname=None, **kwargs):
+        with record.open("a") as out:
+            out.write(f"{dbname or values['POSTGRES_DB']}\n")
+        return real(values, dbname, **kwargs)
+
+    monkeypatch.setattr(databases, "connect", connect)
+    return lambda: record.read_text().split()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "replaced"])
+def test_scenario_load_opens_at_most_two_admin_connections(pointed_at, layout_db, admin_connects, existing):
+    from invoke import Context
+
+    from devtools import lifecycle
+    from devtools.scenarios import runner
+    from devtools.target import resolve
+    from devtools.tasks import ns
+
+    target = resolve(layout_db)
+    lifecycle.init_database(target)
+    if existing:
+        runner.load(target, "empty")
+        runner.wait_for_refill(target, "empty")
+    before = len(admin_connects())
+    ns["scenario.load"](Context(), "empty", force=existing, config="development")
+    runner.wait_for_refill(target, "empty")  # the background process has connected by the time it lets go
+    connects = admin_connects()[before:-1]  # the wait's own connection is the last
+    assert connects == ["postgres", "postgres"]  # the load's, and the background process's that makes the spare

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools import new
+from devtools import identity, new
 from devtools.errors import NewProjectError
+from devtools.renaming import Renamer
 from project.configuration import load_config
 from tests.helpers import ROOT, inv, task_env
 
@@ -71,7 +72,7 @@ def _code_uses(source: str, package: str) -> list[int]:
 
 @pytest.fixture
 def renamer():
-    return new.Renamer("inventory", "shop", "stock", "shop")
+    return Renamer("inventory", "shop", "stock", "shop")
 
 
 def test_text_renames_module_paths_paths_and_quoted_names_but_not_prose(renamer):
@@ -329,13 +330,30 @@ def test_new_project_has_databases_named_after_its_package(generated):
 
 
 @pytest.mark.slow
+def test_new_project_has_its_own_name_and_development_port(generated):
+    name = PACKAGE.replace("_", "-")
+    assert identity.project_name(generated) == name
+    development = load_config("development", environ={}, config_dir=generated / "config", require_secrets=False)
+    port = int(development["POSTGRES_PORT"])
+    ours = int(load_config("development", environ={}, require_secrets=False)["POSTGRES_PORT"])
+    assert port in identity.DEVELOPMENT_PORTS and port != ours
+    readme = (generated / "README.md").read_text()
+    assert f"127.0.0.1:{port}" in readme and f"/ecs/{name}-production" in readme
+    old = identity.project_name(ROOT)
+    tracked = new.tracked_files(generated)
+    assert not [
+        p for p in tracked if re.search(rf"(?<![\w.-]){old}-(development|production)\b", (generated / p).read_text())
+    ]
+
+
+@pytest.mark.slow
 def test_new_project_is_one_commit_of_the_tracked_files(generated):
     def git(*args):
         return subprocess.run(["git", *args], cwd=generated, capture_output=True, text=True, check=True).stdout
 
     assert len(git("log", "--format=%H").split()) == 1
     assert git("status", "--porcelain") == ""
-    renamer = new.Renamer(OLD, PACKAGE, new.current_database(ROOT), PACKAGE)
+    renamer = Renamer(OLD, PACKAGE, new.current_database(ROOT), PACKAGE)
     assert sorted(new.tracked_files(generated)) == sorted(renamer.path(p) for p in new.tracked_files(ROOT))
     assert json.loads((generated / "config" / "testing.json").read_text())  # still valid JSON
 

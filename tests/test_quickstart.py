@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.errors import ClusterError
+from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
-from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task
+from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
@@ -26,19 +28,7 @@ def copy():
     """A copy of the project whose development config points at a free port."""
     parent = Path(tempfile.mkdtemp(prefix="project-quickstart-"))
     parent.chmod(0o755)  # the postgres OS user (under root) must reach the copy's .local/postgres
-    target = parent / "app"
-    for name in ("project", "devtools", "config", "migrations", "scenarios", "tasks.py", "wsgi.py", "gunicorn.conf.py"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    config = target / "config" / "development.json"
-    entries = json.loads(config.read_text())
-    for entry in entries:
-        if entry["name"] == "POSTGRES_PORT":
-            entry["value"] = str(free_port())
-    config.write_text(json.dumps(entries))
+    target = copy_project(parent / "app", POSTGRES_PORT=str(free_port()))
     yield target
     subprocess.run([sys.executable, "-m", "invoke", "db.stop"], cwd=target, capture_output=True, timeout=60)
     shutil.rmtree(parent, ignore_errors=True)
@@ -98,7 +88,7 @@ def test_stop_then_start_keeps_the_data(copy):
     assert inv(copy, "db.init").returncode == 0
     assert "Local cluster stopped." in inv(copy, "db.stop").stdout
     assert "Local cluster: stopped" in inv(copy, "db.status").stdout
-    assert "Started the local cluster" in inv(copy, "db.start").stdout
+    assert "Started the local PostgreSQL cluster" in inv(copy, "db.start").stdout
     assert "already runs" in inv(copy, "db.start").stdout
     listing = inv(copy, "scenario.list")
     assert listing.returncode == 0, listing.stderr
@@ -120,5 +110,22 @@ def test_db_start_on_a_taken_port_exits_2_with_one_sentence(copy):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
         f"Error: Port {port} on 127.0.0.1 is taken by another program; stop it, or set POSTGRES_PORT to a free port "
-        "in the config."
+        "in config/development.json."
+    )
+
+
+def test_a_cluster_on_the_port_of_another_projects_cluster_names_that_project(copy):
+    assert inv(copy, "db.start").returncode == 0
+    entries = json.loads((copy / "config" / "development.json").read_text())
+    port = int(next(e["value"] for e in entries if e["name"] == "POSTGRES_PORT"))
+    parent = Path(tempfile.mkdtemp(prefix="project-second-"))
+    parent.chmod(0o755)
+    try:
+        with pytest.raises(ClusterError) as error:
+            LocalCluster(parent / "pg", port=port).start()
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+    assert str(error.value) == (
+        f"Port {port} on 127.0.0.1 is taken by another project's cluster at {copy} (`inv db.stop` there stops it); "
+        "stop it, or set POSTGRES_PORT to a free port in config/development.json."
     )

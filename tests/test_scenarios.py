@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from devtools import migrations
 from devtools.databases import (
     admin_cursor,
     connect,
@@ -387,7 +388,10 @@ def test_a_failing_step_is_named_and_leaves_no_half_built_database(dev_config, m
             raise RuntimeError("it broke")
         return create_database(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "create_database" if broken == "template" else broken, fail)
+    if broken == "upgrade":
+        monkeypatch.setattr(migrations.Migrations, "upgrade", fail)
+    else:
+        monkeypatch.setattr(runner, "create_database", fail)
     with pytest.raises(ScenarioError) as info:
         runner.load(resolve(dev_config), "empty")
     assert str(info.value) == f"Scenario 'empty' failed while {step}: it broke. Its half-built database was dropped."
@@ -486,7 +490,7 @@ def test_a_failing_clean_up_does_not_hide_the_step_that_failed(dev_config, monke
             raise DatabaseError("the server went away")
         return admin_cursor(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "upgrade", upgrade)
+    monkeypatch.setattr(migrations.Migrations, "upgrade", upgrade)
     monkeypatch.setattr(runner, "admin_cursor", cursor_until_the_failure)
     with pytest.raises(ScenarioError, match="failed while applying the migrations: it broke"):
         runner.load(resolve(dev_config), "empty")

@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 
 from devtools.errors import ClusterError
+from devtools.identity import prefix
 from devtools.postgres import binaries, throwaway
 from devtools.postgres.cache import DataDirectoryCache
 from devtools.postgres.cluster import LocalCluster, passfile_password
@@ -136,10 +137,10 @@ def test_a_planted_copy_of_the_binaries_is_refused_and_never_run(shared_tmp, mon
     import hashlib
 
     digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
-    planted = shared_tmp / f"project-postgres-binaries-{digest}"
+    planted = shared_tmp / f"{prefix('postgres-binaries')}{digest}"
     planted.mkdir()
     planted.chmod(0o777)  # anyone could have put a pg_ctl in it
-    with pytest.raises(ClusterError, match="Refusing to use .*project-postgres-binaries-.*open to other accounts"):
+    with pytest.raises(ClusterError, match="Refusing to use .*-postgres-binaries-.*open to other accounts"):
         binaries.runnable_bindir(bindir, None)
     assert not any(planted.iterdir())
 
@@ -182,10 +183,7 @@ def test_a_killed_runs_server_is_reaped_and_a_live_runs_server_kept(shared_tmp):
     try:
         assert postmaster is not None and Path(f"/proc/{postmaster}").exists()
         assert reap_throwaways("project-reap-", root=str(shared_tmp)) == [dead.base_dir]
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not Path(f"/proc/{postmaster}").exists() and not dead.base_dir.exists()
+        assert wait_for_exit(postmaster, timeout=10) and not dead.base_dir.exists()
         assert live.is_running() and live.base_dir.exists()
     finally:
         live.destroy()
@@ -221,6 +219,9 @@ def test_a_data_directory_of_another_major_version_is_refused_with_what_to_do(sh
     with pytest.raises(ClusterError, match=f"made by PostgreSQL {other}.*set POSTGRES_BINDIR.*move .* aside"):
         cluster.start()
     assert not cluster.is_running()
+    (cluster.data_dir / "PG_VERSION").write_text(f"{other - 2}\n")  # an older major: its data can move up
+    with pytest.raises(ClusterError, match=f"made by PostgreSQL {other - 2}.*`inv db.upgrade-cluster`"):
+        cluster.start()
 
 
 def test_what_a_test_starts_gets_a_working_ctrl_c_even_when_the_run_ignores_it(monkeypatch):

@@ -211,12 +211,12 @@ def test_shell_of_a_scenario_not_loaded_exits_2(server_env):
 def test_dry_compose_up_prints_the_command():
     result = inv("--dry", "compose.up")
     assert result.returncode == 0
-    assert "docker compose -p development -f docker/development.yml up" in result.stdout
+    assert "docker compose -p app-development -f docker/development.yml up" in result.stdout
 
 
 def test_dry_compose_for_production_with_flags():
     result = inv("--dry", "compose.up", "--config", "production", "--build", "--detach")
-    assert "docker compose -p production -f docker/production.yml up --build --detach" in result.stdout
+    assert "docker compose -p app-production -f docker/production.yml up --build --detach" in result.stdout
 
 
 def test_compose_for_a_config_without_a_file_exits_2():
@@ -306,7 +306,7 @@ def test_db_status_says_where_the_config_points(server_env):
 )
 def test_dry_compose_commands(args, expected):
     result = inv("--dry", *args)
-    assert result.returncode == 0 and f"docker compose -p development {expected}" in result.stdout
+    assert result.returncode == 0 and f"docker compose -p app-development {expected}" in result.stdout
 
 
 def serve(args, env, url):

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from devtools.databases import admin_cursor
+from devtools.identity import project_name
 from devtools.migrations import head_revision
 from devtools.postgres import cache as data_cache
 from project.revisions import MIGRATIONS_DIR
@@ -40,7 +41,7 @@ def tables(cluster, dbname: str) -> set[str]:
 
 
 def prepared_entries(cache) -> list:
-    return [e for e in (cache / "project-postgres").iterdir() if (e / data_cache.PREPARED_FILE).exists()]
+    return [e for e in (cache / f"{project_name()}-postgres").iterdir() if (e / data_cache.PREPARED_FILE).exists()]
 
 
 def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_path, monkeypatch):

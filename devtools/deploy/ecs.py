@@ -41,6 +41,11 @@ def ecs_task_definitions(plan: DeployPlan, region: str | None = None, execution_
         )
     web = _ecs_container(plan, "web", "app", region)
     web["portMappings"] = [{"name": "http", "containerPort": plan.port, "protocol": "tcp", "appProtocol": "http"}]
+    if plan.metrics_port:
+        # For a scraper in the task's network (a sidecar or the VPC); the load balancer targets only http.
+        web["portMappings"].append(
+            {"name": "metrics", "containerPort": plan.metrics_port, "protocol": "tcp", "appProtocol": "http"}
+        )
     probe = (
         "import sys, urllib.request; "
         f"sys.exit(urllib.request.urlopen('http://127.0.0.1:{plan.port}/healthz', timeout=2).status != 200)"

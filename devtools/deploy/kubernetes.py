@@ -70,6 +70,8 @@ def web_container(plan: DeployPlan) -> dict[str, Any]:
     """Return the web container: its port, probes and the pause before it stops."""
     web = container(plan, "web", "app", WEB_SIZE)
     web["ports"] = [{"name": "http", "containerPort": plan.port, "protocol": "TCP"}]
+    if plan.metrics_port:
+        web["ports"].append({"name": "metrics", "containerPort": plan.metrics_port, "protocol": "TCP"})
     # Ready only when the database answers and its schema is at this image's migration head: a new pod gets no
     # traffic before the migration Job has run, and the old pods keep serving meanwhile (maxUnavailable 0).
     web["readinessProbe"] = {
@@ -103,11 +105,24 @@ def deployment(plan: DeployPlan, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": web_labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": web_labels},
+                "metadata": {"labels": web_labels, **scrape_annotations(plan)},
                 "spec": pod([web_container(plan)], terminationGracePeriodSeconds=grace),
             },
         },
     }
+
+
+def scrape_annotations(plan: DeployPlan) -> dict[str, Any]:
+    """Return the annotations that tell an annotation-driven Prometheus where a pod's metrics are (none without)."""
+    if not plan.metrics_port:
+        return {}
+    # The Service routes only http: the metrics port is scraped pod by pod, never exposed through it.
+    found = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(plan.metrics_port),
+        "prometheus.io/path": "/metrics",
+    }
+    return {"annotations": found}
 
 
 def migration_job(plan: DeployPlan) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from devtools.errors import DeployError
+from devtools.identity import project_name
 from project.configuration import ROLE_PASSWORDS, Config, display_path, read_entries
 from project.deploy_checks import literal_secrets
 
@@ -77,6 +78,7 @@ class DeployPlan:
     secrets: tuple[tuple[str, str], ...]
     port: int
     graceful_timeout: int
+    metrics_port: int | None = None  # where gunicorn's master serves /metrics (METRICS_BIND); None: no endpoint
 
     @property
     def base(self) -> str:
@@ -96,8 +98,10 @@ class DeployPlan:
         return [(k, v) for k, v in self.secrets if k not in others]
 
 
-def plan(config: Config, image: str | None, name: str = "app") -> DeployPlan:
-    """Check that ``config`` can be deployed with ``image``; raise DeployError with a sentence when not."""
+def plan(config: Config, image: str | None, name: str | None = None) -> DeployPlan:
+    """Check that ``config`` can be deployed with ``image`` under ``name`` (default: the project's name); raise
+    DeployError with a sentence when not."""
+    name = project_name() if name is None else name
     where = display_path(config.path)
     if not image or not image.strip():
         raise DeployError("No image to deploy: pass --image with the image's repository and tag (REGISTRY/NAME:TAG).")
@@ -137,7 +141,21 @@ def plan(config: Config, image: str | None, name: str = "app") -> DeployPlan:
         secrets=tuple(secrets),
         port=int(port),
         graceful_timeout=int(values.get("GUNICORN_GRACEFUL_TIMEOUT", "30")),
+        metrics_port=metrics_port(where, values.get("METRICS_BIND", ""), int(port)),
     )
+
+
+def metrics_port(where: str, bind: str, app_port: int) -> int | None:
+    """Return the port of a container's metrics endpoint (None without one); refuse one no scraper could reach."""
+    if not bind:
+        return None
+    port = int(bind.rpartition(":")[2])
+    if bind.startswith(("127.", "localhost", "[::1]")) or port == app_port:
+        raise DeployError(
+            f"{where}: METRICS_BIND is {bind!r}; in a container it must listen on all its addresses on a port of its "
+            f"own, e.g. 0.0.0.0:9464 (or be empty for no metrics endpoint)."
+        )
+    return port
 
 
 def check_secret_location(where: str, name: str, location: str) -> None:

@@ -19,7 +19,7 @@ def render(
     target: str,
     image: str | None,
     *,
-    name: str = "app",
+    name: str | None = None,
     replicas: int = 2,
     region: str | None = None,
     execution_role: str | None = None,

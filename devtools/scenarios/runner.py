@@ -14,10 +14,12 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 from psycopg2 import sql
 
+from devtools import migrations
 from devtools.databases import (
     admin_cursor,
     check_name,
@@ -26,16 +28,17 @@ from devtools.databases import (
     database_mark,
     drop_database,
     drop_leftover,
+    row_counts,
     table_counts,
     terminate_connections,
 )
 from devtools.errors import ScenarioError
-from devtools.migrations import app_context, upgrade
-from devtools.scenarios.catalogue import DEFAULT_SEED, available, get
+from devtools.scenarios.catalogue import DEFAULT_SEED, Scenario, available, get
 from devtools.scenarios.copying import PROGRESS_OPTION
 from devtools.scenarios.naming import ScenarioNames
 from devtools.scenarios.spares import refill_lock, start_refill
 from devtools.target import Target
+from project.configuration import Config
 from project.errors import first_line
 
 
@@ -78,43 +81,63 @@ def load(
     seed: int = DEFAULT_SEED,
     force: bool = False,
     progress: Callable[..., contextlib.AbstractContextManager] | None = None,
+    confirm: Callable[[str], None] | None = None,
 ) -> LoadReport:
-    """Build scenario ``name`` from empty: create its database, migrate, fill (``progress`` bars), save a template."""
+    """Build scenario ``name`` from empty: create its database, migrate, fill (``progress`` bars), save a template.
+
+    An existing scenario database is replaced when ``force`` says so, or when ``confirm`` (called with its name)
+    returns; without either it is a ScenarioExists. One admin connection does all of it, and the background
+    process that makes the first spare opens the only other one.
+    """
     scenario = get(name)
-    config, admin = target.config, target.admin()
-    names = ScenarioNames.of(config, name)
-    dbname, template = names.database, names.template
-    if exists(target, name) and not force:
-        raise ScenarioExists(f"The scenario database '{dbname}' exists; pass --force to replace it.")
-    with admin_cursor(admin) as cur, refill_lock(cur, names):
-        _drop_all(cur, names)
+    names = ScenarioNames.of(target.config, name)
+    admin = target.admin()
+    with admin_cursor(admin) as cur:
+        if not force and database_exists(cur, names.database):
+            if confirm is None:
+                raise ScenarioExists(f"The scenario database '{names.database}' exists; pass --force to replace it.")
+            confirm(names.database)
+        with refill_lock(cur, names):
+            _drop_all(cur, names)
+        counts = _build(cur, target.config, names, scenario, size=size, seed=seed, progress=progress)
+    start_refill(admin, names)
+    return LoadReport(name, names.database, counts)
+
+
+def _build(cur, config: Config, names: ScenarioNames, scenario: Scenario, **fill: Any) -> dict[str, int]:
+    """Create the scenario's database, migrate and fill it on one app, and save its template (through the admin
+    cursor ``cur``); return its row counts. A failure drops what was built and says at which step."""
     step = "creating the database"
     try:
-        with admin_cursor(admin) as cur:
-            create_database(cur, dbname, mark=names.mark)
+        create_database(cur, names.database, mark=names.mark)
         step = "applying the migrations"
-        upgrade(config, name=dbname)
-        step = f"running scenarios/{name}.py"
-        from project.extensions import db
-
-        with app_context(config, POSTGRES_DB=dbname), db.engine.begin() as connection:
-            connection.execution_options(**{PROGRESS_OPTION: progress})
-            scenario.fill(connection, size=size, rng=random.Random(seed))
+        with migrations.opened(config, POSTGRES_DB=names.database) as steps:
+            steps.upgrade()
+            step = f"running scenarios/{scenario.name}.py"
+            counts = _fill(scenario, **fill)
         step = "saving the template for reset"
-        with admin_cursor(admin) as cur:
-            terminate_connections(cur, dbname)
-            create_database(cur, template, template=dbname, mark=names.mark)
+        terminate_connections(cur, names.database)
+        create_database(cur, names.template, template=names.database, mark=names.mark)
     except ScenarioError:
         raise
     except Exception as exc:
-        with contextlib.suppress(Exception), admin_cursor(admin) as cur:
+        with contextlib.suppress(Exception):
             _drop_all(cur, names)
-        detail = first_line(exc)
         raise ScenarioError(
-            f"Scenario '{name}' failed while {step}: {detail}. Its half-built database was dropped."
+            f"Scenario '{scenario.name}' failed while {step}: {first_line(exc)}. Its half-built database was dropped."
         ) from exc
-    start_refill(admin, names)
-    return LoadReport(name, dbname, table_counts(admin, dbname))
+    return counts
+
+
+def _fill(scenario: Scenario, *, size: int | None, seed: int, progress) -> dict[str, int]:
+    """Run the scenario's fill in one transaction on the current app's database; return the row counts."""
+    from project.extensions import db
+
+    with db.engine.begin() as connection:
+        connection.execution_options(**{PROGRESS_OPTION: progress})
+        scenario.fill(connection, size=size, rng=random.Random(seed))
+        with contextlib.closing(connection.connection.cursor()) as cur:
+            return row_counts(cur)
 
 
 def reset(target: Target, name: str) -> str:

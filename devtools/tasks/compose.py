@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 from invoke import Collection, Exit
 
 from devtools import cli
-from devtools.cli import task
+from devtools.cli import say, task
 
 
 def _compose(c, config, *args, pty=False):
@@ -69,4 +70,40 @@ def run(c, service, command, config=None):
     _compose(c, config, "run", "--rm", service, *shlex.split(command), pty=True)
 
 
-ns = Collection("compose", any_, up, down, build, logs, ps, exec_, run)
+def _stack_database(c, config, args):
+    """Return the stack's db service for ``config`` and the config (its secrets required when ``args`` start
+    containers)."""
+    from devtools import compose
+    from devtools.backups.stack import StackDatabase
+
+    loaded = compose.load(config, args)
+    compose.engine_running()
+    base = compose.command(loaded.name)
+    return StackDatabase(base, compose.environ(loaded), loaded["POSTGRES_DB"], compose.DOCKER_DIR.parent), loaded
+
+
+@task(help={"output": "File to write (default: .local/backups/DATABASE-CONFIG-stack-TIME.dump)"})
+def backup(c, config=None, output=None):
+    """Back up the stack's database to a file on this machine."""
+    from devtools.backups import files, stack
+
+    db, loaded = _stack_database(c, config, ["exec"])
+    path = Path(output) if output else stack.default_path(files.BACKUP_DIR, loaded.name, db.database)
+    size = stack.backup(db, path)
+    say(f"Backed up database '{db.database}' of the '{loaded.name}' stack to {path} ({size:,} bytes).")
+
+
+@task(help={"file": "A backup made by `inv compose.backup` or `inv db.dump`"})
+def restore(c, file, config=None):
+    """Restore a backup into the stack's fresh database."""
+    from devtools.backups import stack
+    from devtools.backups.archive import read_header
+
+    read_header(Path(file))  # a file that is no dump is refused before Docker is asked anything
+    db, loaded = _stack_database(c, config, ["up"])
+    stack.restore(db, Path(file), owner=loaded.get("POSTGRES_MIGRATION_USER") or loaded["POSTGRES_USER"])
+    say(f"Restored {file} into database '{db.database}' of the '{loaded.name}' stack; starting the rest.")
+    _compose(c, config, "up", "--detach")
+
+
+ns = Collection("compose", any_, up, down, build, logs, ps, exec_, run, backup, restore)

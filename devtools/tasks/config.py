@@ -10,7 +10,7 @@ from project.configuration import load_config
 
 @task
 def show(c, config=None):
-    """Print effective settings and their sources, secrets masked."""
+    """Print each setting and its source, secrets masked."""
     from devtools.config_export import describe
 
     print(describe(load_config(config, require_secrets=False)))

@@ -12,15 +12,10 @@ from project.configuration import load_config
 
 @task
 def start(c):
-    """Start the local PostgreSQL cluster (created on first use)."""
+    """Start the local PostgreSQL cluster, creating it first."""
     cluster = targets.local_cluster()
-    created = cluster.init()
-    started = cluster.start()
-    where = f"{cluster.host}:{cluster.port} ({cluster.base_dir})"
-    if started:
-        say(f"{'Created and started' if created else 'Started'} the local cluster on {where}.")
-    else:
-        say(f"The local cluster already runs on {where}.")
+    started = targets.start_local(cluster)
+    say(started or f"The local PostgreSQL cluster already runs on {targets.cluster_address(cluster)}.")
 
 
 @task
@@ -52,7 +47,9 @@ def init(c, config=None):
 @task(help={"message": 'What the migration does, lower-case imperative ("add users table")'})
 def migrate(c, message, config=None):
     """Write a new migration from the models' changes."""
-    path = migrations.autogenerate(cli.resolve_target(config).config, message)
+    target = cli.resolve_target(config)
+    say(str(lifecycle.init_if_missing(target) or ""))
+    path = migrations.autogenerate(target.config, message)
     say(f"Wrote {path}; read it before committing." if path else "The models match the database; no migration written.")
 
 
@@ -60,16 +57,18 @@ def migrate(c, message, config=None):
 def upgrade(c, revision="head", config=None):
     """Apply migrations up to a revision."""
     target = cli.resolve_target(config)
-    migrations.upgrade(target.config, revision)
-    say(f"Database '{target.database}' at revision {migrations.current_revision(target.config)}.")
+    with migrations.opened(target.config) as steps:
+        steps.upgrade(revision)
+        say(f"Database '{target.database}' at revision {steps.current_revision()}.")
 
 
 @task(help={"revision": "Target revision (default: -1, one step back)"})
 def downgrade(c, revision="-1", config=None):
     """Revert migrations down to a revision."""
     target = cli.resolve_target(config)
-    migrations.downgrade(target.config, revision)
-    say(f"Database '{target.database}' at revision {migrations.current_revision(target.config) or 'none (empty)'}.")
+    with migrations.opened(target.config) as steps:
+        steps.downgrade(revision)
+        say(f"Database '{target.database}' at revision {steps.current_revision() or 'none (empty)'}.")
 
 
 @task
@@ -97,4 +96,51 @@ def reset(c, yes=False, config=None):
     say(str(lifecycle.reset_database(target)))
 
 
-ns = Collection("db", start, stop, status, init, migrate, upgrade, downgrade, check, shell, reset)
+@task(help={"output": "File to write (default: .local/backups/DATABASE-CONFIG-REVISION-TIME.dump)"})
+def dump(c, config=None, output=None):
+    """Dump the database to a file (pg_dump's custom format)."""
+    from devtools.backups.dump import dump as dump_database
+
+    say(str(dump_database(cli.resolve_target(config), output=output, progress=cli.progress_bar())))
+
+
+@task(
+    help={
+        "file": "A dump made by `inv db.dump` (or `pg_dump --format=custom`)",
+        "database": "Database to restore into (default: the config's)",
+        "replace": "Replace that database when it exists (never under production)",
+    }
+)
+def restore(c, file, config=None, database=None, replace=False):
+    """Restore a dump into a new database."""
+    from devtools.backups.restore import restore as restore_database
+
+    say(str(restore_database(file, cli.resolve_target(config), database=database, replace=replace)))
+
+
+@task(
+    help={
+        "dry_run": "Say what would be done, and do nothing",
+        "method": "auto (pg_upgrade when the new binaries have it), pg_upgrade, or dump (dump and restore)",
+    }
+)
+def upgrade_cluster(c, dry_run=False, method="auto"):
+    """Move the local cluster to the declared PostgreSQL major."""
+    from devtools.postgres import upgrade as upgrading
+
+    cluster = targets.local_cluster()
+    plan = upgrading.plan(cluster, method.replace("-", "_"))
+    if plan is None:
+        found = cluster.data_major()
+        state = f"is already at PostgreSQL {found}" if found else "holds no data"
+        say(f"The local cluster in {cluster.base_dir} {state}: nothing to move.")
+        return
+    say(f"{'Would do' if dry_run else 'Doing'}: {plan}")
+    if not dry_run:
+        moved = upgrading.upgrade(cluster, plan)
+        say(f"Done: the cluster now runs PostgreSQL {moved.data_major()}; when all is well, remove {plan.aside}.")
+
+
+ns = Collection(
+    "db", start, stop, status, init, migrate, upgrade, downgrade, check, shell, reset, dump, restore, upgrade_cluster
+)

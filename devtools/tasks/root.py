@@ -14,7 +14,7 @@ from project.configuration import as_bool, load_config
 
 @task(help={"host": "Address to listen on", "port": "Port to listen on"})
 def dev(c, host="127.0.0.1", port="5000", config=None):
-    """Serve the app with the Flask debug server (migrates first)."""
+    """Serve the app on Flask's debug server, migrating first."""
     port = whole_number("--port", port, 1, 65535)
     target = cli.resolve_target(config)
     say(str(lifecycle.init_database(target)))
@@ -38,6 +38,10 @@ def new(c, dest, package=None, name=None, database=None):
     names = created.names
     databases = ", ".join(names.databases)
     print(f"Created {names.title} in {created.dest}: package '{names.package}', databases {databases}.")
+    print(
+        f"Project name '{names.project}' (compose projects, deployments, temporary directories); its development "
+        f"cluster listens on 127.0.0.1:{created.port}."
+    )
     print(f"Its git repository has one commit ({created.commit}).")
     for note in created.notes:
         print(f"Check: {note}")

@@ -32,25 +32,25 @@ def list_(c, config=None):
 def load(c, name, size=None, seed="1", force=False, config=None):
     """Build a scenario database from empty: migrate and fill."""
     from devtools.scenarios import catalogue, runner
-    from devtools.scenarios.naming import ScenarioNames
 
     size = None if size is None else whole_number("--size", size, 0, 100_000_000)
     seed = whole_number("--seed", seed, 0, 2**63)
     catalogue.get(name)
     target = cli.resolve_target(config)
-    if not force and runner.exists(target, name):
-        database = ScenarioNames.of(target.config, name).database
-        confirm(False, f"Scenario database '{database}' exists. Replace it?", "--force")
     started = time.perf_counter()
-    report = runner.load(target, name, size=size, seed=seed, force=True, progress=cli.progress_bar())
+    report = runner.load(
+        target,
+        name,
+        size=size,
+        seed=seed,
+        force=force,
+        progress=cli.progress_bar(),
+        confirm=lambda database: confirm(False, f"Scenario database '{database}' exists. Replace it?", "--force"),
+    )
     counts = ", ".join(f"{n} {t}" for t, n in report.counts.items()) or "no rows"
     print(f"Scenario '{name}' loaded into '{report.database}' ({counts}) in {time.perf_counter() - started:.1f} s.")
     print(f"Connect: inv scenario.shell {name}   or   inv scenario.serve {name}")
-    config = target.config
-    print(
-        f"     or: psql -h {config['POSTGRES_HOST']} -p {config['POSTGRES_PORT']} "
-        f"-U {config['POSTGRES_USER']} {report.database}"
-    )
+    print(f"     or: {cli.psql_command(target.config, report.database)}")
 
 
 @task(help={"name": "Scenario name"})
@@ -64,7 +64,7 @@ def shell(c, name, config=None):
 
 @task(help={"name": "Scenario name", "host": "Address to listen on", "port": "Port to listen on"})
 def serve(c, name, host="127.0.0.1", port="5000", config=None):
-    """Run the debug server against a loaded scenario's database."""
+    """Run the debug server on a loaded scenario's database."""
     from devtools.scenarios import catalogue, runner
 
     port = whole_number("--port", port, 1, 65535)

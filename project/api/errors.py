@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, has_request_context, jsonify
+from flask import Flask, got_request_exception, has_request_context, jsonify
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
@@ -51,6 +51,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_internal_error(exc: Exception):
+        # Flask signals an unhandled error only when no handler takes it; this one does, so it tells the
+        # subscribers (error reporting) itself.
+        got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=exc)
         db.session.rollback()
         app.logger.exception("unhandled error", exc_info=exc)
         return error_response(500, InternalServerError.description)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.benchmarks.backups import bench_backups
 from tests.benchmarks.first_result import bench_first_result
 from tests.benchmarks.harness import Measurement, print_table
 from tests.benchmarks.install import bench_install
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "install": bench_install,
     "scenarios": bench_scenarios,
     "load": bench_load,
+    "backups": bench_backups,
 }
 
 

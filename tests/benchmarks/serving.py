@@ -1,5 +1,6 @@
-"""P3 and P3b: gunicorn under the production config (TLS to the database, the app role), GET /users/<id> against
-a hello-world app and against a raw pooled psycopg2 endpoint, same gunicorn settings, runs interleaved."""
+"""P3, P3b and P3c: gunicorn under the production config (TLS to the database, the app role), GET /users/<id>
+against a hello-world app, a raw pooled psycopg2 endpoint, and the app without its access log and metrics (what
+observing production costs per request), same gunicorn settings, runs interleaved."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ def drive(env: dict[str, str], seconds: float, rounds: int) -> tuple[dict[str, l
     results per app and the id of the user read."""
     from tests.helpers import gunicorn, request
 
-    results: dict[str, list] = {"ours": [], "hello": [], "raw": []}
+    results: dict[str, list] = {"ours": [], "hello": [], "raw": [], "quiet": []}
     with (
         gunicorn(env, workers=2) as ours,
         gunicorn(env, app="tests.benchmarks.hello_wsgi:app", workers=2) as hello,
         gunicorn(env, app="tests.benchmarks.raw_wsgi:app", workers=2) as raw,
+        gunicorn(env, app="tests.benchmarks.quiet_wsgi:app", workers=2) as quiet,
     ):
         body = json.dumps({"email": "load@example.com", "name": "Load"}).encode()
         user_id = json.loads(request(f"{ours.url}/users", "POST", body)[1])["id"]
@@ -30,6 +32,7 @@ def drive(env: dict[str, str], seconds: float, rounds: int) -> tuple[dict[str, l
             "ours": f"{ours.url}/users/{user_id}",
             "hello": f"{hello.url}/hello",
             "raw": f"{raw.url}/users/{user_id}",
+            "quiet": f"{quiet.url}/users/{user_id}",
         }
         for url in urls.values():
             run_load(url, 16, 1)  # warm every worker's pool
@@ -67,14 +70,15 @@ def bench_load(seconds: float = 5.0, rounds: int = 4) -> list[Measurement]:
         results, user_id = drive(env, seconds, rounds)
         where = in_process(env, user_id)
     rows = []
-    for row_id, baseline, goal in (("P3", "hello", ">= 0.45"), ("P3b", "raw", ">= 0.75")):
+    names = {"hello": "hello", "raw": "raw psycopg2 endpoint", "quiet": "same app without access log and metrics"}
+    for row_id, baseline, goal in (("P3", "hello", ">= 0.45"), ("P3b", "raw", ">= 0.75"), ("P3c", "quiet", ">= 0.9")):
         a = statistics.median(r.rps for r in results["ours"])
         b = statistics.median(r.rps for r in results[baseline])
         errors = sum(r.errors + r.non_2xx for r in results["ours"] + results[baseline])
         rows.append(
             Measurement(
                 row_id,
-                f"GET /users/<id> / {'hello' if baseline == 'hello' else 'raw psycopg2 endpoint'} rps, 2 workers",
+                f"GET /users/<id> / {names[baseline]} rps, 2 workers",
                 f"{a:.0f} rps",
                 f"{b:.0f} rps",
                 a / b,
