@@ -19,7 +19,7 @@ import pytest
 from devtools.errors import ClusterError
 from devtools.identity import prefix
 from devtools.postgres import binaries, throwaway
-from devtools.postgres.cache import DataDirectoryCache
+from devtools.postgres.cache import DataDirectoryCache, cache_home
 from devtools.postgres.cluster import LocalCluster, passfile_password
 from devtools.postgres.throwaway import reap_throwaways, throwaway_cluster
 from devtools.processes import free_port, wait_for_exit
@@ -289,7 +289,7 @@ def test_servers_made_from_one_cached_copy_have_passwords_of_their_own(shared_tm
         throwaway_cluster(prefix="project-pw-", root=str(shared_tmp)) as first,
         throwaway_cluster(prefix="project-pw-", root=str(shared_tmp)) as second,
     ):
-        (entry,) = (tmp_path / "project-postgres").iterdir()
+        (entry,) = cache_home().iterdir()
         cached = passfile_password((entry / "passfile").read_text())
         assert len({cached, first.password(), second.password()}) == 3
         for cluster in (first, second):
