@@ -46,7 +46,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style, import contracts, configs, compose, Dockerfiles, the workflow and the locked requirements."""
+    """Check style, import contracts, configs, compose, Dockerfiles, the workflow, the locked requirements, the API."""
     install(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -64,6 +64,16 @@ def lint(session: nox.Session) -> None:
     session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml")
     # Fails when an input in requirements/*.in changed without `inv deps.lock`, or a compiled file was edited.
     session.run("python", "-m", "devtools.dependencies", "check")
+    # The OpenAPI document the app serves, against the OpenAPI schema.
+    session.run("python", "-m", "devtools.openapi_document", "check", env=RUN_ENV)
+
+
+@nox.session
+def contract(session: nox.Session) -> None:
+    """Fuzz the running API against its OpenAPI document (schemathesis) on a throwaway database."""
+    install(session)
+    # Options after `--` go to `schemathesis run` (e.g. --max-examples=200, --seed=N to replay a run).
+    session.run("python", "-m", "devtools.contract", *session.posargs, env=RUN_ENV)
 
 
 @nox.session

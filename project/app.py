@@ -118,13 +118,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Register the blueprints and the JSON error handlers."""
+    """Register the blueprints, their OpenAPI document and the JSON error handlers."""
+    from project import openapi
     from project.api import errors, health, main, users
 
     app.url_map.converters["int"] = AsciiIntegerConverter
-    app.register_blueprint(main.bp)
-    app.register_blueprint(users.bp)
-    app.register_blueprint(health.bp)
+    openapi.register(app, [main.bp, users.bp, health.bp])
     errors.register(app)
 
 

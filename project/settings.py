@@ -44,6 +44,8 @@ class BaseConfig:
     SESSION_COOKIE_SECURE = False
     HSTS = False
     LOG_LEVEL = "INFO"
+    # The Swagger UI page at /docs (the document at /openapi.json is always served).
+    API_DOCS = False
     LOG_FORMAT = "text"
 
 

@@ -232,3 +232,19 @@ def test_the_longest_email_and_name_are_accepted(client):
 @pytest.mark.parametrize(("page", "status"), [("123456789", 200), ("1000000000", 400)])
 def test_page_numbers_have_at_most_nine_digits(client, page, status):
     assert client.get("/users", query_string={"page": page}).status_code == status
+
+
+def test_the_patterns_whitespace_is_what_trimming_removes():
+    """The document's patterns spell whitespace out; it must be exactly what str.strip() removes."""
+    import re
+    import sys
+
+    from project.api.users import WHITESPACE
+
+    spelled = re.compile(f"[{WHITESPACE}]")
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if bool(spelled.fullmatch(c)) != c.isspace()] == []
+
+
+def test_a_value_longer_than_its_limit_as_sent_is_refused_even_if_trimming_would_shorten_it(client):
+    response = post(client, {"email": "a@b.co", "name": " " + "N" * 100})
+    assert response.status_code == 400 and response.json["fields"] == {"name": "must be at most 100 characters."}

@@ -39,7 +39,10 @@ def register(app: Flask) -> None:
         headers = dict(exc.get_response().headers)
         headers.pop("Content-Type", None)
         headers.pop("Content-Length", None)
-        return error_response(exc.code or 500, exc.description or "", headers=headers)
+        # webargs' abort (see project.openapi.RequestParser) carries the sentence and the fields in ``data``.
+        data = getattr(exc, "data", None) or {}
+        message = data.get("message") or exc.description or ""
+        return error_response(exc.code or 500, message, data.get("fields"), headers=headers)
 
     @app.errorhandler(OperationalError)
     def handle_database_unavailable(exc: OperationalError):

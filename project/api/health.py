@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g
+import marshmallow as ma
+from flask import current_app, g
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.api.errors import error_response
 from project.errors import first_line
 from project.extensions import autocommit_reads, db, retry_on_new_connection
+from project.openapi import Blueprint
 from project.revisions import code_head, database_revision, newer_than_code
 
-bp = Blueprint("health", __name__)
+bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
+
+
+class Alive(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(["ok"]))
+
+
+class Ready(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(["ready"]))
+    revision = ma.fields.String(required=True, allow_none=True, metadata={"description": "The code's migration head."})
+    database_revision = ma.fields.String(
+        metadata={"description": "The database's revision, when a newer release has migrated it ahead of the code."}
+    )
 
 
 @bp.get("/healthz")
+@bp.alt_response(200, schema=Alive, description="The process is alive.", success=True)
 def healthz():
     """Say the process is alive; touches no database."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@bp.alt_response(200, schema=Ready, description="Ready to serve.", success=True)
+@bp.alt_response(503, "SERVICE_UNAVAILABLE")
 def readyz():
     """Say whether the database answers and its schema is at the code's migration head, or ahead of it.
 
