@@ -7,6 +7,7 @@ comment this module writes when it creates one. A database the project did not c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from project.settings import connection_params
 
 MARK = "managed by the project"
 PROTECTED_CONFIGS = ("production",)
+STAGING_PREFIX = "project_creating_"  # a database being created, not yet marked and renamed into place
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers, so two long names could become one
 
 
@@ -79,17 +81,51 @@ def database_mark(cur, name: str) -> str | None:
     return row[0] if row else None
 
 
+def staging_name(name: str) -> str:
+    """Return the name database ``name`` is created under before it is marked and renamed into place."""
+    return f"{STAGING_PREFIX}{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def drop_leftover(cur, name: str, mark: str) -> bool:
+    """Drop what a creation of ``name`` killed half-way left under its staging name, when it is recognisably that:
+    unmarked, or carrying ``mark``; return whether there was one."""
+    staging = staging_name(name)
+    if not database_exists(cur, staging) or database_mark(cur, staging) not in (None, mark):
+        return False
+    cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(staging)))
+    return True
+
+
 def create_database(cur, name: str, *, mark: str, template: str | None = None, owner: str | None = None):
-    """Create database ``name`` (from ``template`` if given) and write its ownership mark."""
-    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(check_name(name)))
+    """Create database ``name`` (from ``template`` if given) with its ownership mark, in one step as seen from outside.
+
+    It is created under :func:`staging_name`, marked, then renamed to ``name``: a process killed half-way (SIGKILL,
+    OOM) leaves no unmarked database under ``name``, only a leftover under the staging name, which the next creation
+    of ``name`` drops when it is recognisably one (unmarked, or carrying ``mark``). Creations of one name take turns.
+    """
+    staging = staging_name(check_name(name))
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging))
     if template:
         # PostgreSQL 15+ copies through the WAL (its default strategy): on a durable cluster about three times
         # faster than FILE_COPY, which forces two checkpoints (see `nox -s bench`, P6).
         query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     if owner:
         query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
-    cur.execute(query)
-    cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(mark)))
+    key = f"project create {name}"
+    cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    try:
+        drop_leftover(cur, name, mark)
+        cur.execute(query)
+        try:
+            cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(staging), sql.Literal(mark)))
+            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(name)))
+        except psycopg2.Error:  # ``name`` exists, say: leave nothing behind
+            with contextlib.suppress(psycopg2.Error):
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staging)))
+            raise
+    finally:
+        with contextlib.suppress(psycopg2.Error):  # a connection that is gone released it already
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def drop_database(cur, name: str, *, mark: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import keyword
+import os
 import re
 import shutil
 import subprocess
@@ -179,6 +180,21 @@ def check_destination(root: Path, dest: Path) -> None:
         raise NewProjectError(f"{dest} exists and is not a directory; choose a new directory.")
     if dest.is_dir() and any(dest.iterdir()):
         raise NewProjectError(f"{dest} exists and is not empty; choose a new or empty directory.")
+    if os.path.lexists(dest) and (problem := _not_private(dest)):
+        raise NewProjectError(
+            f"{dest} {problem}, so another account could change the new project; choose a new "
+            "directory, or an empty one that is yours and writable by you alone."
+        )
+
+
+def _not_private(dest: Path) -> str | None:
+    """Say how an existing ``dest`` is open to another account (a link, another owner, writable by others)."""
+    st = os.lstat(dest)
+    if dest.is_symlink():
+        return "is a symbolic link"
+    if st.st_uid != os.geteuid():
+        return f"is owned by uid {st.st_uid}, not by this user"
+    return f"is writable by other accounts (mode {st.st_mode & 0o7777:o})" if st.st_mode & 0o022 else None
 
 
 def create(

@@ -14,6 +14,8 @@ from devtools.postgres.cluster import LocalCluster
 from devtools.postgres.development import development_cluster
 from project.configuration import Config, ConfigError, load_config
 
+PINNED = ("POSTGRES_HOST", "POSTGRES_PASSFILE", "POSTGRES_REQUIRE_AUTH")  # taken from the cluster when it is the target
+
 
 def is_loopback(host: str) -> bool:
     """Tell whether ``host`` names this machine's loopback interface."""
@@ -99,8 +101,11 @@ def resolve(config: Config, cluster: LocalCluster | None = None) -> Target:
     cluster = cluster or local_cluster()
     if not (is_loopback(config["POSTGRES_HOST"]) and int(config["POSTGRES_PORT"]) == cluster.port):
         return Target(config, None)
-    # The superuser's password reaches libpq through the cluster's passfile, never through the config.
-    return Target(config.replace(POSTGRES_PASSFILE=str(cluster.passfile)), cluster)
+    # The superuser's password reaches libpq through the cluster's passfile, never through the config; the
+    # connection goes to the cluster's own address (not another loopback one, where another account may listen)
+    # and accepts nothing but SCRAM, which never hands the password over.
+    pinned = {k: v for k, v in cluster.connection().items() if k in PINNED}
+    return Target(config.replace(**pinned), cluster)
 
 
 def throwaway_config(cluster: LocalCluster, dbname: str) -> Config:

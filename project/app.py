@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from project.extensions import db, migrate, retry_on_new_connection, watch_pool
 from project.revisions import MIGRATIONS_DIR
@@ -18,25 +19,42 @@ from project.settings import config_class, flask_settings
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """Werkzeug's ``int`` converter for ASCII digits only: its ``\\d`` also matches other scripts' digits ("١"),
+    which ``int()`` reads as numbers, so ``/users/١`` would be user 1."""
+
+    regex = r"[0-9]+"
+
+
 class Application(Flask):
     """Flask, plus one retry of a safe request whose connection turned out dead (a database restart).
 
     The pool pings only connections that sat idle (see :func:`project.extensions.watch_pool`), so a restart can
     leave a recently used connection dead. The first statement on it fails and invalidates the pool; a safe
     request then runs its view again on a new connection and the client never sees the restart. An unsafe one
-    (POST) is not repeated: it gets the usual 503 and the client decides.
+    (POST) is not repeated: it gets the usual 503 and the client decides; nor is a view marked with
+    :func:`no_retry` (a GET that writes, say).
     """
 
     def dispatch_request(self):
         try:
             return super().dispatch_request()
         except DBAPIError as exc:
-            if request.method not in SAFE_METHODS or not retry_on_new_connection(exc) or g.get("retried"):
+            view = self.view_functions.get(request.endpoint or "")
+            if request.method not in SAFE_METHODS or getattr(view, "no_retry", False):
+                raise
+            if not retry_on_new_connection(exc) or g.get("retried"):
                 raise
             db.session.rollback()
             g.retried = True
             self.logger.info("retrying %s %s on a new connection after: %s", request.method, request.path, exc.orig)
             return super().dispatch_request()
+
+
+def no_retry(view):
+    """Mark ``view`` as one never to run twice, though its method is safe (a GET that writes a row, say)."""
+    view.no_retry = True
+    return view
 
 
 def create_app(config_name: str = "development", overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -104,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
     from project import openapi
     from project.api import errors, health, main, users
 
+    app.url_map.converters["int"] = AsciiIntegerConverter
     openapi.register(app, [main.bp, users.bp, health.bp])
     errors.register(app)
 

@@ -57,15 +57,28 @@ CHOICE_SETTINGS = {
     "POSTGRES_SSLMODE": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "DATABASE_ROLE": ("app", "migration"),
+    # libpq's require_auth: the only authentication the client accepts (empty: whatever the server asks).
+    "POSTGRES_REQUIRE_AUTH": ("scram-sha-256", "!password", "md5", "gss", "sspi", "password", "none"),
     "LOG_FORMAT": ("json", "text"),
 }
 # Settings with a shape: (pattern, what a valid value looks like).
 PATTERN_SETTINGS = {
     "METRICS_BIND": (
-        re.compile(r"|(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})"),
+        re.compile(r"|(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})"),
         'empty (no metrics endpoint) or HOST:PORT such as "127.0.0.1:9464"',
     ),
 }
+# Settings that would bypass the POSTGRES_* ones the checks and renders look at (a URL carries its password in plain
+# text and its own sslmode), so a config may not hold them.
+_ONE_SOURCE = (
+    "the POSTGRES_* settings the deploy checks read; the database is configured by those entries (passwords as "
+    "'valueFrom' secrets): remove it."
+)
+REFUSED_SETTINGS = {
+    "SQLALCHEMY_DATABASE_URI": f"a connection URL would win over {_ONE_SOURCE}",
+    "SQLALCHEMY_BINDS": f"extra connection URLs would bypass {_ONE_SOURCE}",
+}
+OPTIONAL_CHOICES = {"POSTGRES_REQUIRE_AUTH"}  # settings whose empty value means "not set"
 # Each database role's password: a process connects as one role (DATABASE_ROLE), so it needs that role's secret
 # and never the other's (the web process never holds the password of the role that owns the tables).
 ROLE_PASSWORDS = {"app": "POSTGRES_PASSWORD", "migration": "POSTGRES_MIGRATION_PASSWORD"}
@@ -165,7 +178,7 @@ def config_path(name: str, config_dir: Path | None = None) -> Path:
     config_dir = CONFIG_DIR if config_dir is None else config_dir
     names = available_configs(config_dir)
     valid = ", ".join(names) or "none: the folder has no .json file"
-    if not _CONFIG_NAME.match(name):
+    if not _CONFIG_NAME.fullmatch(name):
         raise ConfigError(f"'{name}' is not a config name; available configs: {valid}.")
     path = config_dir / f"{name}.json"
     if not path.is_file():
@@ -188,6 +201,8 @@ def read_entries(path: Path) -> list[dict[str, str]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: the JSON is nested too deeply; a config is a flat list of entries.") from None
     if not isinstance(data, list):
         raise ConfigError(
             f'{where}: the file must hold a JSON list of {{"name": ..., "value": ...}} entries, '
@@ -208,7 +223,7 @@ def _check_entry(where: str, number: int, item: object, seen: dict[str, int]) ->
     if "name" not in item:
         raise ConfigError(f"{label} has no 'name'.")
     name = item["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(
             f"{label}: 'name' must be an environment variable name (letters, digits, underscores), got {_show(name)}."
         )
@@ -232,6 +247,8 @@ def _check_entry(where: str, number: int, item: object, seen: dict[str, int]) ->
         raise ConfigError(
             f"{label}: 'valueFrom' is empty; name where the secret is stored (an ARN, or the variable name)."
         )
+    if name in REFUSED_SETTINGS:
+        raise ConfigError(f"{label}: {REFUSED_SETTINGS[name]}")
     if name in seen:
         raise ConfigError(f"{label} repeats the name '{name}' of entry {seen[name]}; each name may appear once.")
     seen[name] = number
@@ -243,15 +260,16 @@ def check_value(label: str, name: str, value: str) -> None:
     """Raise ConfigError when a typed setting's value is not valid."""
     if name in INTEGER_SETTINGS:
         low, high = INTEGER_SETTINGS[name]
-        if not re.fullmatch(r"\d+", value) or not low <= int(value) <= high:
+        if not re.fullmatch(r"[0-9]+", value) or not low <= int(value) <= high:
             raise ConfigError(f"{label}: {_show(value)} is not valid; {name} is a whole number from {low} to {high}.")
     elif name in BOOLEAN_SETTINGS:
         if value.lower() not in TRUE_WORDS + FALSE_WORDS:
             raise ConfigError(f'{label}: {_show(value)} is not valid; {name} is "true" or "false".')
     elif name in CHOICE_SETTINGS:
-        if value not in CHOICE_SETTINGS[name]:
+        if value not in CHOICE_SETTINGS[name] and not (value == "" and name in OPTIONAL_CHOICES):
+            empty = " or empty" if name in OPTIONAL_CHOICES else ""
             raise ConfigError(
-                f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}."
+                f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}{empty}."
             )
     elif name in PATTERN_SETTINGS:
         pattern, valid = PATTERN_SETTINGS[name]

@@ -23,6 +23,7 @@ POSTGRES_PASSWORD_MIN_LENGTH = 16
 ENCRYPTED_SSLMODES = ("require", "verify-ca", "verify-full")
 PLACEHOLDER_WORDS = ("change", "secret", "example", "default", "placeholder", "development", "testing", "xxx", "todo")
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|(^|_)KEY($|_))", re.IGNORECASE)
+URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:[^/?#@\s]*@")  # scheme://user:password@
 GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
@@ -86,10 +87,20 @@ def estimated_bits(key: str) -> float:
 
 
 def literal_secrets(config: Config) -> list[str]:
-    """Return a sentence for each secret-looking entry stored as a literal value in the config file."""
+    """Return a sentence for each secret-looking entry stored as a literal value in the config file, and for each
+    literal value holding a URL with a password in it."""
     where = display_path(config.path)
-    return [
-        f"{where}: {item['name']} looks like a secret but is stored as a literal 'value'; use 'valueFrom'."
-        for item in read_entries(config.path)
-        if "value" in item and SECRET_NAME.search(item["name"]) and item["value"]
-    ]
+    found = []
+    for item in read_entries(config.path):
+        if "value" not in item or not item["value"]:
+            continue
+        if SECRET_NAME.search(item["name"]):
+            found.append(
+                f"{where}: {item['name']} looks like a secret but is stored as a literal 'value'; use 'valueFrom'."
+            )
+        elif URL_WITH_PASSWORD.search(item["value"]):
+            found.append(
+                f"{where}: {item['name']} holds a URL with a password, which would be rendered in plain text; keep the "
+                "password in a 'valueFrom' secret of its own."
+            )
+    return found

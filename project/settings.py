@@ -77,6 +77,7 @@ CONFIG_CLASSES: dict[str, type[BaseConfig]] = {
 _DATABASE_KEYS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 # Settings that only shape the connection (see connection_params); Flask's config does not need them.
 _CONNECTION_KEYS = {"POSTGRES_MIGRATION_USER", "POSTGRES_MIGRATION_PASSWORD", "POSTGRES_PASSFILE", "DATABASE_ROLE"}
+_CONNECTION_KEYS |= {"POSTGRES_REQUIRE_AUTH"}
 # Connection parameters the SQLAlchemy URL carries; the others go to the driver as connect_args.
 _IN_URL = {"host", "port", "user", "password", "dbname"}
 # Entries that configure processes around the app (the server, the tasks), not Flask itself.
@@ -118,6 +119,9 @@ def connection_params(values: Mapping[str, Any]) -> dict[str, Any]:
         params["passfile"] = values["POSTGRES_PASSFILE"]
     if values.get("POSTGRES_SSLMODE"):
         params["sslmode"] = values["POSTGRES_SSLMODE"]
+    if values.get("POSTGRES_REQUIRE_AUTH"):
+        # libpq refuses a server that asks for any other authentication (a cleartext password, say).
+        params["require_auth"] = values["POSTGRES_REQUIRE_AUTH"]
     return params
 
 
@@ -125,6 +129,7 @@ def libpq_environ(params: Mapping[str, Any]) -> dict[str, str]:
     """Return ``params`` as the PG* environment variables libpq programs (psql) read."""
     names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE", "password": "PGPASSWORD"}
     names |= {"sslmode": "PGSSLMODE", "connect_timeout": "PGCONNECT_TIMEOUT", "passfile": "PGPASSFILE"}
+    names |= {"require_auth": "PGREQUIREAUTH"}
     return {names[k]: str(v) for k, v in params.items() if k in names}
 
 

@@ -281,3 +281,79 @@ def isolated(app, connection=None):
             transaction.rollback()
             if own:
                 connection.close()
+
+
+class PasswordCatcher:
+    """A program posing as PostgreSQL on ``host:port`` that asks every client for its password in cleartext, as
+    another account's program could, and keeps what it receives."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import socket
+        import threading
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.received: list[bytes] = []
+        self.clients = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with contextlib.suppress(OSError), conn:
+                conn.settimeout(5)
+                self.clients += 1
+                self._answer(conn)
+
+    def _answer(self, conn) -> None:
+        import struct
+
+        length, code = struct.unpack("!ii", conn.recv(8))
+        if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: no
+            conn.sendall(b"N")
+            length, code = struct.unpack("!ii", conn.recv(8))
+        conn.recv(length - 8)
+        conn.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
+        head = conn.recv(5)
+        if head[:1] == b"p":
+            self.received.append(conn.recv(struct.unpack("!i", head[1:])[0] - 4))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+    def __enter__(self) -> PasswordCatcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Killed(BaseException):
+    """The process stopped here, as SIGKILL or the OOM killer would stop it."""
+
+
+class KilledAfter:
+    """A cursor whose process is killed right after it runs a statement starting with ``prefix``."""
+
+    def __init__(self, cur, prefix: str) -> None:
+        self.cur, self.prefix = cur, prefix
+
+    def execute(self, query, params=None):
+        self.cur.execute(query, params)
+        text = query.as_string(self.cur) if hasattr(query, "as_string") else query
+        if text.startswith(self.prefix):
+            raise Killed(text)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)

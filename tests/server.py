@@ -48,13 +48,33 @@ def migrate_databases(cluster: LocalCluster, migrations_dir: Path | None = None)
         raise RuntimeError(f"Making the migrated test databases failed:\n{done.stderr[-4000:]}")
 
 
+# The code that makes the migrated databases, besides the migrations: a change to it (their marks, how they are
+# created, the constraint naming convention) makes them anew rather than reusing a cached copy.
+PREPARATION_CODE = (
+    "tests/migrated.py",
+    "devtools/databases.py",
+    "devtools/lifecycle.py",
+    "devtools/migrations.py",
+    "project/extensions.py",
+    "project/models.py",
+)
+
+
+def preparation_key(migrations_dir: Path | None = None, root: Path = ROOT) -> str:
+    """Return the cache key of the migrated databases: the migrations' digest and the code that applies them."""
+    hashed = hashlib.sha256(migrations.digest(migrations_dir).encode())
+    for name in PREPARATION_CODE:
+        hashed.update(f"\0{name}\0".encode() + (root / name).read_bytes())
+    return hashed.hexdigest()
+
+
 def start_server(migrations_dir: Path | None = None) -> LocalCluster:
     """Start the run's throwaway server, of the PostgreSQL major version config/testing.json declares, with the
     migrated databases in it (from the cache when the migrations have not changed since they were made)."""
     major = load_config("testing", environ={}).get("POSTGRES_MAJOR_VERSION")
     migrated = Preparation(
         name=f"{MIGRATED_DATABASE} and {RUN_DATABASE}",
-        key=migrations.digest(migrations_dir),
+        key=preparation_key(migrations_dir),
         run=functools.partial(migrate_databases, migrations_dir=migrations_dir),
     )
     return start_throwaway(prefix=SERVER_PREFIX, major=int(major) if major else None, preparation=migrated)

@@ -125,6 +125,14 @@ def test_get_missing_user_is_404_json(client):
     assert response.json["error"] == "Not Found"
 
 
+@pytest.mark.parametrize("zero", [0x660, 0xFF10])  # Arabic-Indic and full-width digits
+def test_an_id_in_digits_other_than_ascii_is_404(client, user_factory, zero):
+    user = user_factory()
+    assert client.get(f"/users/{user.id}").status_code == 200
+    other = "".join(chr(zero + int(digit)) for digit in str(user.id))
+    assert client.get(f"/users/{other}").status_code == 404
+
+
 def test_get_user_with_an_id_beyond_the_column_is_404_not_500(client):
     assert client.get(f"/users/{2**63}").status_code == 404
 

@@ -353,3 +353,38 @@ def test_an_empty_secret_from_the_environment_counts_as_unset(config_dir):
     assert "SECRET_KEY" not in config and config.entry("SECRET_KEY").source == "unset"
     with pytest.raises(ConfigError, match="environment variable SECRET_KEY is not set"):
         load(config_dir, environ={"SECRET_KEY": ""})
+
+
+@pytest.mark.parametrize("name", ["SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_BINDS"])
+def test_a_connection_url_setting_is_refused_in_one_sentence(tmp_path, name):
+    write(tmp_path, "development", [{"name": "POSTGRES_DB", "value": "app"}, {"name": name, "value": "postgresql://x"}])
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'development.json'}: entry 2 ({name}): ")
+    assert "POSTGRES_* settings the deploy checks read" in message and message.endswith("remove it.")
+    assert "\n" not in message
+
+
+def test_a_config_name_ending_in_a_newline_is_refused(config_dir):
+    with pytest.raises(ConfigError, match="is not a config name"):
+        load(config_dir, name="development\n")
+
+
+def test_an_entry_name_ending_in_a_newline_is_refused(tmp_path):
+    write(tmp_path, "development", [{"name": "POSTGRES_DB\n", "value": "app"}])
+    with pytest.raises(ConfigError, match="must be an environment variable name"):
+        load(tmp_path)
+
+
+def test_a_deeply_nested_file_is_one_sentence_not_a_recursion_error(tmp_path):
+    write(tmp_path, "development", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("port", ["١٥٤٣٢", "１５４３２", "15432\n"])
+def test_a_port_in_other_digits_is_refused(tmp_path, port):
+    write(tmp_path, "development", [{"name": "POSTGRES_PORT", "value": port}])
+    with pytest.raises(ConfigError, match="POSTGRES_PORT is a whole number from 0 to 65535"):
+        load(tmp_path)

@@ -30,6 +30,8 @@ def config_with(tmp_path, **changes):
     ...}``), read from a copy in ``tmp_path``."""
     entries = json.loads((ROOT / "config" / "production.json").read_text())
     entries = [{"name": e["name"], **changes[e["name"]]} if e["name"] in changes else e for e in entries]
+    known = {e["name"] for e in entries}
+    entries += [{"name": name, **change} for name, change in changes.items() if name not in known]
     (tmp_path / "production.json").write_text(json.dumps(entries))
     return load_config("production", environ={}, config_dir=tmp_path, require_secrets=False)
 
@@ -405,6 +407,42 @@ def test_the_readmes_roles_let_the_web_role_use_rows_and_nothing_more(postgresql
             cur.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             for role in (web, owner, admin):
                 cur.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "SENTRY_DSN"])
+def test_a_url_with_a_password_is_refused_by_every_render_in_one_sentence(tmp_path, name):
+    config = config_with(tmp_path, **{name: {"value": "postgresql://app:hunter2hunter2@db:5432/app?sslmode=disable"}})
+    for target in rendering.TARGETS:
+        with pytest.raises(DeployError) as info:
+            rendering.render(config, target, IMAGE)
+        assert str(info.value) == (
+            f"{config.display_path()}: {name} holds a URL with a password, which would be rendered in plain text; "
+            "keep the password in a 'valueFrom' secret of its own."
+        )
+
+
+@pytest.mark.parametrize("url", ["https://api.example.com:443/v1", "https://user@example.com/", "postgresql:///app"])
+def test_a_url_without_a_password_is_rendered(tmp_path, url):
+    config = config_with(tmp_path, SERVICE_URL={"value": url})
+    for target in rendering.TARGETS:
+        assert json.dumps(url) in json.dumps(rendering.render(config, target, IMAGE))
+
+
+@pytest.mark.parametrize(("proxies", "refused"), [("0", True), ("1", False), ("2", False)])
+def test_a_config_with_no_buffering_proxy_in_front_is_not_rendered(tmp_path, proxies, refused):
+    config = config_with(tmp_path, PROXY_FIX_X_FOR={"value": proxies})
+    for target in rendering.TARGETS:
+        if refused:
+            with pytest.raises(DeployError, match="PROXY_FIX_X_FOR is 0, meaning clients reach gunicorn directly"):
+                rendering.render(config, target, IMAGE)
+        else:
+            rendering.render(config, target, IMAGE)
+
+
+def test_the_kubernetes_service_is_reachable_inside_the_cluster_only(tmp_path):
+    manifests = rendering.render(config_with(tmp_path), "kubernetes", IMAGE)
+    services = [m for m in manifests.values() if m["kind"] == "Service"]
+    assert services and all(s["spec"]["type"] == "ClusterIP" for s in services)
 
 
 def test_renders_expose_the_metrics_port_for_scrapers_and_not_through_the_service(register_task_definition):

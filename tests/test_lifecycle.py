@@ -2,6 +2,7 @@
 
 import contextlib
 
+import psycopg2.errors
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
@@ -11,14 +12,17 @@ from devtools.databases import (
     check_name,
     create_database,
     database_exists,
+    database_mark,
     drop_database,
+    drop_leftover,
     ensure_role,
     owner_mark,
+    staging_name,
 )
 from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
-from tests.helpers import config_for
+from tests.helpers import Killed, KilledAfter, config_for
 from tests.server import scratch_database
 
 # A config for a database that does not exist yet on the run's server; dropped afterwards.
@@ -196,3 +200,49 @@ def test_connect_passes_extra_parameters_to_the_driver(postgresql_server):
     with contextlib.closing(connect(config, application_name="lifecycle-test")) as conn, conn.cursor() as cur:
         cur.execute("SHOW application_name")
         assert cur.fetchone() == ("lifecycle-test",)
+
+
+def test_a_creation_killed_before_its_mark_leaves_no_unmarked_database_and_is_recovered(postgresql_server):
+    config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
+    with pytest.raises(Killed), admin_cursor(config) as cur:  # the connection goes, as a killed process's does
+        create_database(KilledAfter(cur, "CREATE DATABASE"), "half_made", mark=mark)
+    with admin_cursor(config) as cur:
+        assert not database_exists(cur, "half_made")
+        assert database_mark(cur, staging_name("half_made")) is None  # the leftover, under its staging name
+        create_database(cur, "half_made", mark=mark)
+        assert database_mark(cur, "half_made") == mark and not database_exists(cur, staging_name("half_made"))
+        drop_database(cur, "half_made", mark=mark)
+
+
+def test_a_creation_killed_before_its_rename_is_recovered(postgresql_server):
+    config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
+    with pytest.raises(Killed), admin_cursor(config) as cur:
+        create_database(KilledAfter(cur, "COMMENT ON DATABASE"), "half_named", mark=mark)
+    with admin_cursor(config) as cur:
+        assert not database_exists(cur, "half_named")
+        create_database(cur, "half_named", mark=mark)
+        assert database_mark(cur, "half_named") == mark and not database_exists(cur, staging_name("half_named"))
+        drop_database(cur, "half_named", mark=mark)
+
+
+def test_a_database_under_a_staging_name_that_is_not_recognisably_a_leftover_is_kept(postgresql_server):
+    config = config_for(postgresql_server, "x")
+    staging = staging_name("contested")
+    with admin_cursor(config) as cur:
+        cur.execute(f"CREATE DATABASE {staging}")
+        cur.execute(f"COMMENT ON DATABASE {staging} IS 'someone else'")
+        assert not drop_leftover(cur, "contested", owner_mark("testing"))
+        with pytest.raises(psycopg2.errors.DuplicateDatabase):
+            create_database(cur, "contested", mark=owner_mark("testing"))
+        assert database_mark(cur, staging) == "someone else" and not database_exists(cur, "contested")
+        cur.execute(f"DROP DATABASE {staging}")
+
+
+def test_a_creation_under_a_taken_name_leaves_nothing_behind(postgresql_server):
+    config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
+    with admin_cursor(config) as cur:
+        create_database(cur, "taken_db", mark=mark)
+        with pytest.raises(psycopg2.errors.DuplicateDatabase):
+            create_database(cur, "taken_db", mark=mark)
+        assert not database_exists(cur, staging_name("taken_db"))
+        drop_database(cur, "taken_db", mark=mark)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
+import pwd
 import re
 import subprocess
 import sys
@@ -185,6 +187,32 @@ def test_destination_must_be_new_or_empty_and_outside_the_project(tmp_path):
     with pytest.raises(NewProjectError, match=r"is inside this project; choose a directory outside it"):
         new.create(ROOT, ROOT / "build" / "shop", package="shop")
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("mode", "refused"), [(0o700, False), (0o755, False), (0o775, True), (0o757, True)])
+def test_an_existing_destination_writable_by_others_is_refused(tmp_path, mode, refused):
+    dest = tmp_path / "shop"
+    dest.mkdir()
+    dest.chmod(mode)
+    if refused:
+        with pytest.raises(NewProjectError, match=rf"shop is writable by other accounts \(mode {mode:o}\), so"):
+            new.check_destination(ROOT, dest)
+    else:
+        new.check_destination(ROOT, dest)
+
+
+def test_an_existing_destination_of_another_account_or_a_link_is_refused(tmp_path):
+    dest, link = tmp_path / "shop", tmp_path / "link"
+    dest.mkdir(mode=0o700)
+    link.symlink_to(dest)
+    with pytest.raises(NewProjectError, match="link is a symbolic link"):
+        new.check_destination(ROOT, link)
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another account needs root")
+    os.chown(dest, pwd.getpwnam("nobody").pw_uid, -1)
+    with pytest.raises(NewProjectError, match=r"shop is owned by uid \d+, not by this user.*yours and writable by you"):
+        new.create(ROOT, dest, package="shop")
+    assert list(dest.iterdir()) == []
 
 
 def test_only_a_git_checkout_can_be_copied(tmp_path):

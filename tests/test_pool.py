@@ -142,3 +142,25 @@ def test_an_unsafe_request_on_a_cut_connection_fails_once_and_is_not_repeated(po
     with pool_app.app_context():
         emails = set(db.session.scalars(db.select(User.email)))
     assert "second@example.com" not in emails and {"first@example.com", "third@example.com"} <= emails
+
+
+@pytest.mark.parametrize(("marked", "runs", "status"), [(True, 1, 503), (False, 2, 200)])
+def test_a_safe_view_marked_no_retry_is_not_run_twice(pool_app, pool_config, marked, runs, status):
+    from sqlalchemy import text
+
+    from project.app import no_retry
+    from project.extensions import db
+
+    calls = []
+
+    def counting():
+        calls.append(1)  # a write the view must not do twice
+        return {"one": db.session.execute(text("SELECT 1")).scalar()}
+
+    pool_app.add_url_rule("/counting", view_func=no_retry(counting) if marked else counting)
+    client = pool_app.test_client()
+    assert client.get("/counting").status_code == 200
+    calls.clear()
+    assert cut_app_connections(pool_config) == 1
+    assert client.get("/counting").status_code == status
+    assert len(calls) == runs

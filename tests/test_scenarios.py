@@ -21,6 +21,7 @@ from devtools.databases import (
     database_exists,
     database_mark,
     drop_database,
+    staging_name,
     table_counts,
 )
 from devtools.errors import DatabaseError, ScenarioError
@@ -28,6 +29,7 @@ from devtools.scenarios import background, catalogue, copying, runner, spares
 from devtools.scenarios.naming import ScenarioNames
 from devtools.target import resolve
 from scenarios import users as users_scenario
+from tests.helpers import Killed, KilledAfter, one_sentence
 from tests.server import scratch_database
 
 scn_dev = scratch_database("scn_dev", migrated=True)
@@ -117,16 +119,71 @@ def test_reset_swaps_in_the_spare_made_in_the_background(users_loaded, dev_confi
         assert database_mark(cur, names.database) == database_mark(cur, names.spare) == names.mark
 
 
-def test_reset_copies_the_template_while_a_refill_is_at_work(users_loaded, dev_config):
+def test_reset_waits_for_a_refill_at_work_and_says_when_it_takes_too_long(users_loaded, dev_config, monkeypatch):
     target, names = users_loaded
-    spare = database_oid(dev_config, names.spare)
+    monkeypatch.setattr(spares, "LOCK_TIMEOUT", "200ms")
+    delete_users(dev_config, names.database)
     with admin_cursor(dev_config) as cur, spares.refill_lock(cur, names):
-        with connect(dev_config, dbname=names.database) as conn, conn.cursor() as c:
-            c.execute("DELETE FROM users")
-        runner.reset(target, "users")
-        assert database_oid(dev_config, names.database) not in (None, spare)
-        assert table_counts(dev_config, names.database) == {"users": 10}
-        assert database_oid(dev_config, names.spare) == spare  # left to the refill that holds the lock
+        with pytest.raises(ScenarioError, match="still being prepared by a background process after 200ms"):
+            runner.reset(target, "users")
+        assert table_counts(dev_config, names.database) == {"users": 0}  # nothing done outside the lock
+    runner.reset(target, "users")
+    assert table_counts(dev_config, names.database) == {"users": 10}
+
+
+def test_concurrent_resets_all_succeed(users_loaded, dev_config):
+    target, names = users_loaded
+    errors = []
+
+    def reset():
+        try:
+            runner.reset(target, "users")
+        except Exception as exc:  # noqa: BLE001  collected, to show every failure
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=reset) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    runner.wait_for_refill(target, "users")
+    assert table_counts(dev_config, names.database) == {"users": 10}
+    with admin_cursor(dev_config) as cur:
+        assert database_mark(cur, names.database) == database_mark(cur, names.spare) == names.mark
+
+
+def test_reset_copies_before_it_drops_and_says_so_when_the_template_is_in_use(users_loaded, dev_config):
+    target, names = users_loaded
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, names.spare, mark=names.mark)
+    delete_users(dev_config, names.database)
+    browser = connect(dev_config, dbname=names.template)  # a GUI browsing the server
+    try:
+        with pytest.raises(ScenarioError) as info:
+            runner.reset(target, "users")
+    finally:
+        browser.close()
+    assert f"'{names.database}' was left as it was" in one_sentence(str(info.value))
+    assert table_counts(dev_config, names.database) == {"users": 0}
+    runner.reset(target, "users")
+    assert table_counts(dev_config, names.database) == {"users": 10}
+
+
+def test_a_spare_whose_making_was_killed_leaves_load_and_drop_working(users_loaded, dev_config):
+    target, names = users_loaded
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, names.spare, mark=names.mark)
+    with pytest.raises(Killed), admin_cursor(dev_config) as cur:  # a refill killed between its copy and its mark
+        create_database(KilledAfter(cur, "CREATE DATABASE"), names.spare, template=names.template, mark=names.mark)
+    runner.load(target, "users", size=10, force=True)
+    runner.wait_for_refill(target, "users")
+    assert runner.drop(target, "users")
+    with admin_cursor(dev_config) as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'scn_dev_scenario_users%%'")
+        assert cur.fetchall() == []
+        for database in (names.database, names.template, names.spare, names.fresh):
+            assert not database_exists(cur, staging_name(database))
 
 
 def test_reset_without_a_spare_copies_the_template_and_has_one_made(users_loaded, dev_config):
@@ -169,7 +226,7 @@ def test_reset_clears_a_database_left_aside_by_a_refill_that_was_stopped(users_l
 def test_each_scenario_has_databases_of_its_own(dev_config):
     users, empty = ScenarioNames.of(dev_config, "users"), ScenarioNames.of(dev_config, "empty")
     assert users.mark != empty.mark
-    for field in ("database", "template", "spare", "trash"):
+    for field in ("database", "template", "spare", "trash", "fresh"):
         assert getattr(users, field) != getattr(empty, field)
         assert getattr(users, field).startswith("scn_dev_scenario_users")
 

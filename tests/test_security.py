@@ -19,8 +19,8 @@ import pytest
 from devtools.errors import ClusterError
 from devtools.identity import prefix
 from devtools.postgres import binaries, throwaway
-from devtools.postgres.cache import DataDirectoryCache
-from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.cache import DataDirectoryCache, cache_home
+from devtools.postgres.cluster import LocalCluster, passfile_password
 from devtools.postgres.throwaway import reap_throwaways, throwaway_cluster
 from devtools.processes import free_port, wait_for_exit
 from project.configuration import load_config
@@ -281,3 +281,38 @@ def test_throwaway_servers_start_from_a_private_cache_of_initdb(shared_tmp, tmp_
             start()
     finally:
         first.destroy()
+
+
+def test_servers_made_from_one_cached_copy_have_passwords_of_their_own(shared_tmp, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with (
+        throwaway_cluster(prefix="project-pw-", root=str(shared_tmp)) as first,
+        throwaway_cluster(prefix="project-pw-", root=str(shared_tmp)) as second,
+    ):
+        (entry,) = cache_home().iterdir()
+        cached = passfile_password((entry / "passfile").read_text())
+        assert len({cached, first.password(), second.password()}) == 3
+        for cluster in (first, second):
+            with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+                psycopg2.connect(
+                    host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", password=cached
+                )
+            psycopg2.connect(
+                host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
+            ).close()
+
+
+def test_a_cache_below_a_directory_others_can_write_is_refused(shared_tmp, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    cluster = LocalCluster(shared_tmp / "pg", port=free_port())
+    with pytest.raises(ClusterError, match=r"shared above it is owned by uid \d+ with mode 777, so another account"):
+        DataDirectoryCache(shared / "sub" / "cache").init(cluster)
+    assert not cluster.initialised()
+    shared.chmod(0o1777)  # sticky, as /tmp: others may not rename or delete what is ours
+    try:
+        DataDirectoryCache(shared / "cache").init(cluster)
+        assert cluster.initialised()
+    finally:
+        cluster.destroy()

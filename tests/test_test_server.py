@@ -5,13 +5,15 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from devtools.databases import admin_cursor
 from devtools.identity import project_name
 from devtools.migrations import head_revision
 from devtools.postgres import cache as data_cache
 from project.revisions import MIGRATIONS_DIR
 from tests.helpers import ROOT, config_for
-from tests.server import MIGRATED_DATABASE, RUN_DATABASE, start_server
+from tests.server import MIGRATED_DATABASE, PREPARATION_CODE, RUN_DATABASE, preparation_key, start_server
 
 NEW_MIGRATION = '''"""add notes"""
 import sqlalchemy as sa
@@ -91,3 +93,15 @@ def test_making_the_databases_imports_nothing_into_the_process_that_collects_tes
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == "True []"
+
+
+@pytest.mark.parametrize("changed", PREPARATION_CODE)
+def test_the_cache_key_changes_with_the_code_that_prepares_the_databases(tmp_path, changed):
+    for name in PREPARATION_CODE:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    before = preparation_key(root=tmp_path)
+    assert before == preparation_key(root=ROOT)
+    with open(tmp_path / changed, "a") as handle:
+        handle.write("\n# changed\n")
+    assert preparation_key(root=tmp_path) != before

@@ -51,13 +51,15 @@ def config_map(plan: DeployPlan) -> dict[str, Any]:
 
 
 def service(plan: DeployPlan) -> dict[str, Any]:
-    """Return the Service that routes port 80 to the web pods."""
+    """Return the Service that routes port 80 to the web pods, inside the cluster only: clients reach it through an
+    ingress controller that buffers requests (gunicorn's workers are not to face slow clients)."""
     web_labels = labels(plan, "web")
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": f"{plan.base}-web", "labels": web_labels},
         "spec": {
+            "type": "ClusterIP",
             "selector": web_labels,
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },

@@ -126,6 +126,13 @@ def plan(config: Config, image: str | None, name: str | None = None) -> DeployPl
         raise DeployError(
             f"{where}: GUNICORN_BIND is {bind!r}; a container must listen on all its addresses, e.g. 0.0.0.0:8000."
         )
+    if values.get("PROXY_FIX_X_FOR", "0") == "0":
+        # A sync worker reads a request's headers itself: a few clients sending them slowly hold every worker.
+        raise DeployError(
+            f"{where}: PROXY_FIX_X_FOR is 0, meaning clients reach gunicorn directly, whose workers a few slow "
+            "clients can hold; deploy it behind a proxy that buffers requests (a load balancer, ingress-nginx) and "
+            "set PROXY_FIX_X_FOR to the number of proxies (1 for one)."
+        )
     return DeployPlan(
         config=config,
         image=image,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.identity import project_name
-from devtools.postgres.cluster import PASSFILE, LocalCluster
-from devtools.postgres.safety import check_private_dir, write_private
+from devtools.postgres.cluster import PASSFILE, LocalCluster, passfile_password
+from devtools.postgres.safety import check_ancestors, check_private_dir, write_private
 
 INITDB_LAYOUT = 1  # bump when LocalCluster.init changes what a new data directory holds, so old copies go unused
 PREPARED_FILE = "prepared"  # in a cache entry: the name of the preparation done in it
@@ -58,6 +58,7 @@ class DataDirectoryCache:
         saved), else with initdb, saving a copy; return whether the preparation came done."""
         if cluster.initialised():
             return False
+        check_ancestors(self.root)  # an entry is checked, then copied: nobody else may swap it in between
         cluster.make_base_dir()
         if preparation is not None and self.restore(cluster, self.entry(cluster, preparation)):
             return True
@@ -91,8 +92,8 @@ class DataDirectoryCache:
         check_private_dir(entry, {os.geteuid()})
         try:
             subprocess.run(["cp", "-a", str(entry / "data"), str(cluster.data_dir)], check=True, capture_output=True)
-            write_private(cluster.passfile, (entry / PASSFILE).read_text())
-        except (subprocess.CalledProcessError, OSError):  # another run pruned it while we copied: make our own
+            cluster.write_passfile(passfile_password((entry / PASSFILE).read_text()))  # this cluster's address
+        except (subprocess.CalledProcessError, OSError, IndexError):  # pruned by another run while we copied: make ours
             shutil.rmtree(cluster.data_dir, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 cluster.passfile.unlink()

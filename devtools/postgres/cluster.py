@@ -3,15 +3,20 @@
 It listens on TCP loopback (a throwaway cluster also on a Unix socket in its own 0700 directory, which no other
 account can enter), with scram-sha-256 password authentication; the superuser's password is generated at
 ``initdb`` and kept in a 0600 passfile in the cluster's 0700 directory, which every command of the project hands
-to libpq (``passfile``/``PGPASSFILE``). The server gets an allow-listed environment, never the caller's (secrets
-stay out of ``/proc/<pid>/environ``), and a self-signed certificate for TLS when ``openssl`` is installed; a
-server is signalled only after checking that the pid is its data directory's postmaster.
+to libpq (``passfile``/``PGPASSFILE``). The passfile names exactly the cluster's own address and port (and socket
+directory), and every connection to it requires SCRAM (libpq's ``require_auth``): a program another account runs on
+another loopback address, or on the port while the cluster is stopped, never receives the password.
+
+The server gets an allow-listed environment, never the caller's (secrets stay out of ``/proc/<pid>/environ``), and a
+self-signed certificate for TLS when ``openssl`` is installed; a server is signalled only after checking that the
+pid is its data directory's postmaster.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -27,6 +32,7 @@ from devtools.postgres.safety import check_private_dir, reachable_by, server_env
 from devtools.processes import port_in_use, postgres_data_dir, wait_for_exit
 
 PASSFILE = "passfile"
+REQUIRE_AUTH = "scram-sha-256"  # what the clusters' pg_hba asks for; libpq refuses a server asking anything else
 
 
 @dataclass
@@ -94,6 +100,7 @@ class LocalCluster:
             "POSTGRES_USER": self.superuser,
             "POSTGRES_PASSWORD": "",
             "POSTGRES_PASSFILE": str(self.passfile),
+            "POSTGRES_REQUIRE_AUTH": REQUIRE_AUTH,
         }
 
     @property
@@ -194,9 +201,39 @@ class LocalCluster:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        write_private(self.passfile, f"*:*:*:{_passfield(self.superuser)}:{_passfield(password)}\n")
+        self.write_passfile(password)
         self._make_certificate()
         return True
+
+    def write_passfile(self, password: str) -> None:
+        """Write the superuser's passfile: one line per address this cluster listens on (its TCP host and port, its
+        socket directory), so libpq offers the password to nothing else."""
+        hosts = [self.host, *([str(self.socket_dir)] if self.socket_dir else [])]
+        fields = (str(self.port), "*", self.superuser, password)
+        lines = [":".join(_passfield(f) for f in (host, *fields)) for host in hosts]
+        staging = self.passfile.with_name(f".{PASSFILE}-{secrets.token_hex(8)}")  # replaced in one step
+        write_private(staging, "".join(line + "\n" for line in lines))
+        os.replace(staging, self.passfile)
+
+    def change_password(self) -> None:
+        """Give the running server's superuser a new random password (a copy of a cached data directory comes with the
+        password of the cluster it was made in, which every other copy shares)."""
+        import psycopg2  # here: only the clusters made from a copy need it
+        from psycopg2 import sql
+
+        password = secrets.token_urlsafe(32)
+        host = str(self.socket_dir) if self.socket_dir else self.host
+        params = {"host": host, "port": self.port, "user": self.superuser, "dbname": "postgres"}
+        params |= {"passfile": str(self.passfile), "require_auth": REQUIRE_AUTH}
+        with contextlib.closing(psycopg2.connect(**params)) as conn, conn.cursor() as cur:
+            conn.autocommit = True
+            cur.execute("SET log_statement = 'none'")  # the new password stays out of the server log
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(self.superuser)), (password,))
+        self.write_passfile(password)
+
+    def password(self) -> str:
+        """Return the superuser's password, read back from the passfile."""
+        return passfile_password(self.passfile.read_text())
 
     def _check_data_version(self) -> None:
         made, runs = self.data_major(), self.version()
@@ -354,3 +391,9 @@ class LocalCluster:
 def _passfield(text: str) -> str:
     """Escape a field of a libpq passfile."""
     return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def passfile_password(text: str) -> str:
+    """Return the password of a passfile's first line (its fifth field, unescaped)."""
+    fields = re.split(r"(?<!\\):", text.splitlines()[0], maxsplit=4)
+    return re.sub(r"\\(.)", r"\1", fields[4])

@@ -64,6 +64,23 @@ def check_private_dir(path: Path, owners: set[int], shared_read: bool = False) -
         )
 
 
+def check_ancestors(path: Path) -> None:
+    """Refuse ``path`` when a directory above it could let another account swap what lies below: one owned by
+    another account (root aside), or writable by others without the sticky bit (which /tmp has)."""
+    for parent in Path(path).absolute().parents:
+        try:
+            st = os.lstat(parent)
+        except FileNotFoundError:
+            continue
+        open_to_others = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+        if st.st_uid not in (0, os.geteuid()) or open_to_others:
+            raise ClusterError(
+                f"Refusing to use {path}: {parent} above it is owned by uid {st.st_uid} with mode "
+                f"{stat.S_IMODE(st.st_mode):o}, so another account could swap what it holds; use a directory under "
+                "one only you (or root) can write to."
+            )
+
+
 def reachable_by(path: Path, user: pwd.struct_passwd | None) -> bool:
     """Tell whether ``user`` can traverse every directory above ``path`` (always true for ourselves)."""
     if user is None:

@@ -73,6 +73,7 @@ def start_throwaway(
             cluster.stop()  # a clean shutdown, so the copy needs no recovery
             cache.save(cluster, preparation)
             cluster.start()
+        cluster.change_password()  # not the one the cached copy, and every other server made from it, came with
     except BaseException:
         cluster.destroy()
         raise

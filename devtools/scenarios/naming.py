@@ -11,13 +11,14 @@ from project.configuration import Config
 @dataclass(frozen=True)
 class ScenarioNames:
     """Scenario ``name``'s databases under one config, with their ownership mark: the database, the template
-    ``reset`` restores, the spare copy of it the next ``reset`` swaps in, and the name the swapped-out database
-    has until the background refill drops it."""
+    ``reset`` restores, the spare copy of it the next ``reset`` swaps in, the name the swapped-out database
+    has until the background refill drops it, and the name of a copy a ``reset`` makes when no spare is ready."""
 
     database: str
     template: str
     spare: str
     trash: str
+    fresh: str
     mark: str
 
     @classmethod
@@ -30,5 +31,6 @@ class ScenarioNames:
             f"{database}_template",
             f"{database}_spare",
             f"{database}_trash",
+            f"{database}_fresh",
             owner_mark(config.name, scenario=name),
         )

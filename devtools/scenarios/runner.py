@@ -1,10 +1,11 @@
 """Load, reset, list and drop scenario databases on a target's server.
 
-Each scenario's database is ``<POSTGRES_DB>_scenario_<name>``; a template copy saved at load time makes
-``reset`` fast. Resetting swaps in a spare copy of the template made beforehand (two renames, milliseconds),
-then a background process drops the old database and makes the next spare (``spares``); a reset that finds no
-spare ready copies the template itself. All of them carry an ownership mark, and only marked databases are ever
-dropped. The background process holds an advisory lock while it works, and loads and drops wait for it.
+Each scenario's database is ``<POSTGRES_DB>_scenario_<name>``; a template copy saved at load time makes ``reset``
+fast. Resetting swaps in a spare copy of the template made beforehand (two renames, milliseconds), then a background
+process drops the old database and makes the next spare (``spares``); a reset that finds no spare ready copies the
+template itself first, then swaps the copy in the same way. All of them carry an ownership mark, and only marked
+databases are ever dropped. The background process holds an advisory lock while it works, and loads, resets
+and drops wait for it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from devtools.databases import (
     database_exists,
     database_mark,
     drop_database,
+    drop_leftover,
     row_counts,
     table_counts,
     terminate_connections,
@@ -46,8 +48,9 @@ class ScenarioExists(ScenarioError):
 
 def _drop_all(cur, names: ScenarioNames) -> None:
     """Drop every database of ``names`` (refusing, untouched, one the scenario did not create)."""
-    for database in (names.template, names.spare, names.trash, names.database):
+    for database in (names.template, names.spare, names.fresh, names.trash, names.database):
         drop_database(cur, database, mark=names.mark)
+        drop_leftover(cur, database, names.mark)
 
 
 @dataclass
@@ -138,20 +141,37 @@ def _fill(scenario: Scenario, *, size: int | None, seed: int, progress) -> dict[
 
 
 def reset(target: Target, name: str) -> str:
-    """Put scenario ``name`` back to its freshly loaded state: swap in the spare copy of its template when one is
-    ready, else copy the template; then have the next spare made in the background."""
+    """Put scenario ``name`` back to its freshly loaded state: swap in the spare copy of its template, or a copy made
+    now when none is ready, by renames; then have the next spare made in the background.
+
+    It waits for a background refill at work (as load and drop do), and copies before it drops anything: when the
+    copy fails (a client connected to the template, say), the scenario's database is left as it was.
+    """
     get(name)
     admin = target.admin()
     names = ScenarioNames.of(target.config, name)
     with admin_cursor(admin) as cur:
         if not database_exists(cur, names.template):
             raise ScenarioError(f"Scenario '{name}' is not loaded; run `inv scenario.load {name}` first.")
-        with refill_lock(cur, names, wait=False) as idle:
-            if not (idle and _swap_in_spare(cur, names)):
-                drop_database(cur, names.database, mark=names.mark)
-                create_database(cur, names.database, template=names.template, mark=names.mark)
+        with refill_lock(cur, names):
+            source = names.spare if database_mark(cur, names.spare) == names.mark else _copy_template(cur, name, names)
+            _swap_in(cur, names, source)
     start_refill(admin, names)
     return names.database
+
+
+def _copy_template(cur, name: str, names: ScenarioNames) -> str:
+    """Copy the template to the scenario's fresh name and return that name; raise a ScenarioError when it fails."""
+    drop_database(cur, names.fresh, mark=names.mark)  # left by a reset that was stopped; rare
+    try:
+        create_database(cur, names.fresh, template=names.template, mark=names.mark)
+    except psycopg2.Error as exc:
+        raise ScenarioError(
+            f"Scenario '{name}' could not be reset: copying its template '{names.template}' failed "
+            f"({first_line(exc)}); '{names.database}' was left as it was. Close any session on the template and "
+            "run the reset again."
+        ) from None
+    return names.fresh
 
 
 def wait_for_refill(target: Target, name: str) -> None:
@@ -161,19 +181,16 @@ def wait_for_refill(target: Target, name: str) -> None:
         pass
 
 
-def _swap_in_spare(cur, names: ScenarioNames) -> bool:
-    """Rename the database aside and the spare into its place; return whether it was done."""
-    if database_mark(cur, names.spare) != names.mark:
-        return False  # none ready (or not ours: left alone)
+def _swap_in(cur, names: ScenarioNames, source: str) -> None:
+    """Rename the database aside (the background refill drops it) and ``source`` into its place."""
     drop_database(cur, names.trash, mark=names.mark)  # left by a refill that was stopped; rare
-    try:
-        if database_exists(cur, names.database):
+    if database_exists(cur, names.database):
+        try:
             terminate_connections(cur, names.database)
             _rename(cur, names.database, names.trash)
-    except psycopg2.Error:
-        return False  # a client connected again at once: copy the template instead
-    _rename(cur, names.spare, names.database)
-    return True
+        except psycopg2.Error:  # a client connected again at once: the drop ends its sessions in the same step
+            drop_database(cur, names.database, mark=names.mark)
+    _rename(cur, source, names.database)
 
 
 def _rename(cur, old: str, new: str) -> None:
@@ -187,8 +204,10 @@ def drop(target: Target, name: str) -> bool:
     with admin_cursor(target.admin()) as cur, refill_lock(cur, names):
         dropped = drop_database(cur, names.database, mark=names.mark)
         dropped_template = drop_database(cur, names.template, mark=names.mark)
-        drop_database(cur, names.spare, mark=names.mark)
-        drop_database(cur, names.trash, mark=names.mark)
+        for leftover in (names.spare, names.fresh, names.trash):
+            drop_database(cur, leftover, mark=names.mark)
+        for database in (names.database, names.template, names.spare, names.fresh):
+            drop_leftover(cur, database, names.mark)
     return dropped or dropped_template
 
 
