@@ -77,7 +77,9 @@ def tests(session: nox.Session) -> None:
 def app(session: nox.Session) -> None:
     """Run only the app's own tests (tests/example/), in one process, for a fast loop while changing the app."""
     install_testing(session)
-    session.run("pytest", "-n", "0", *(session.posargs or ["tests/example"]), env=RUN_ENV)
+    # Options alone (`-- -x -k name`) still select the app's tests; a path (`-- tests/example/test_x.py`) replaces them.
+    paths = [] if any(Path(arg.split("::")[0]).exists() for arg in session.posargs) else ["tests/example"]
+    session.run("pytest", "-n", "0", *paths, *session.posargs, env=RUN_ENV)
 
 
 @nox.session
