@@ -145,22 +145,5 @@ def db_session(app):
         yield db.session
 
 
-@pytest.fixture
-def user_factory(db_session):
-    """Create users: ``user_factory(name="Ann")``; emails are unique unless given."""
-    from project.models import User
-
-    counter = iter(range(1, 1_000_000))
-
-    def make(**fields):
-        n = next(counter)
-        user = User(email=fields.pop("email", f"user{n}@example.com"), name=fields.pop("name", f"User {n}"), **fields)
-        db_session.add(user)
-        db_session.commit()
-        return user
-
-    return make
-
-
 def pytest_configure(config):
     config.addinivalue_line("markers", "scenario(name, size=..., seed=...): start the test from a scenario's data")

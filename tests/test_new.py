@@ -368,6 +368,6 @@ def test_new_project_passes_its_lint(generated):
 def test_new_project_passes_its_database_migration_and_task_tests(generated):
     # The API against its database, the migration round trip, and `inv db.init` (a task that migrates).
     selection = "create_user_then_list_and_fetch_it or round_trip_passes or db_init_twice"
-    tests = ["tests/test_api_users.py", "tests/test_migrations.py", "tests/test_tasks.py"]
+    tests = ["tests/example/test_users_api.py", "tests/test_migrations.py", "tests/test_tasks.py"]
     result = run_there(generated, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "-k", selection, *tests)
     assert "3 passed" in result.stdout

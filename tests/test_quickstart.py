@@ -17,6 +17,7 @@ import pytest
 from devtools.errors import ClusterError
 from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
+from devtools.scenarios import catalogue
 from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
 from tests.helpers import inv as run_inv
 
@@ -93,7 +94,7 @@ def test_stop_then_start_keeps_the_data(copy):
     listing = inv(copy, "scenario.list")
     assert listing.returncode == 0, listing.stderr
     names = [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
-    assert names == ["empty", "users", "volume"], listing.stdout
+    assert names == catalogue.available(copy / "scenarios"), listing.stdout
     result = inv(copy, "db.init")
     assert "already up to date" in result.stdout
 

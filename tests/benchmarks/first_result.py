@@ -94,7 +94,7 @@ def importing(modules: str):
 
 def bench_first_result() -> list[Measurement]:
     """Time to the first test result against a seed-style flow (initdb, start, create database, create_all)."""
-    ours = first_result("tests/test_api_users.py::test_index_greets")  # needs the database
+    ours = first_result("tests/example/test_users_api.py::test_index_greets")  # needs the database
     no_database = first_result("tests/test_configuration.py::test_values_come_from_the_file")
     seed_pytest: list[float] = []  # the seed flow's own pytest run, after its server is ready
     ours()

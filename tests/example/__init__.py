@@ -1,0 +1,1 @@
+"""The example app's tests: replace them with your app's (README "Make it yours")."""
