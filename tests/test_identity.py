@@ -9,7 +9,7 @@ import pytest
 from devtools import compose, identity, new
 from devtools.deploy.plan import plan
 from devtools.errors import ClusterError
-from devtools.postgres import cache, cluster
+from devtools.postgres import cache, postmaster
 from devtools.postgres.cluster import LocalCluster
 from devtools.postgres.throwaway import throwaway_cluster
 from devtools.processes import free_port
@@ -77,10 +77,10 @@ def test_the_renamer_moves_the_name_and_the_port_but_not_other_numbers():
 
 def test_a_port_held_by_another_projects_cluster_names_that_project(monkeypatch, tmp_path):
     other = tmp_path / "blog" / ".local" / "postgres" / "data"
-    monkeypatch.setattr(cluster, "postgres_data_dir", lambda port: other)
+    monkeypatch.setattr(postmaster, "postgres_data_dir", lambda port: other)
     mine = LocalCluster(tmp_path / "mine", port=free_port())
     assert mine.port_holder() == f"another project's cluster at {tmp_path / 'blog'} (`inv db.stop` there stops it)"
-    monkeypatch.setattr(cluster, "postgres_data_dir", lambda port: None)
+    monkeypatch.setattr(postmaster, "postgres_data_dir", lambda port: None)
     assert mine.port_holder() == "another program"
 
 

@@ -20,7 +20,8 @@ from devtools.errors import ClusterError
 from devtools.identity import prefix
 from devtools.postgres import binaries, throwaway
 from devtools.postgres.cache import DataDirectoryCache, cache_home
-from devtools.postgres.cluster import LocalCluster, passfile_password
+from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.credentials import passfile_password
 from devtools.postgres.throwaway import reap_throwaways, throwaway_cluster
 from devtools.processes import free_port, wait_for_exit
 from project.configuration import load_config

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.identity import project_name
-from devtools.postgres.cluster import PASSFILE, LocalCluster, passfile_password
+from devtools.postgres.cluster import PASSFILE, LocalCluster
+from devtools.postgres.credentials import passfile_password
 from devtools.postgres.safety import check_ancestors, check_private_dir, write_private
 
 INITDB_LAYOUT = 1  # bump when LocalCluster.init changes what a new data directory holds, so old copies go unused

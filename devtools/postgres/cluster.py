@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -27,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.errors import ClusterError
+from devtools.postgres import credentials
 from devtools.postgres.binaries import binaries_major, find_bindir, links_openssl, runnable_bindir
+from devtools.postgres.credentials import REQUIRE_AUTH
+from devtools.postgres.postmaster import port_holder, postmaster_pid
 from devtools.postgres.safety import check_private_dir, reachable_by, server_environ, server_user, write_private
-from devtools.processes import port_in_use, postgres_data_dir, wait_for_exit
+from devtools.processes import port_in_use, wait_for_exit
 
 PASSFILE = "passfile"
-REQUIRE_AUTH = "scram-sha-256"  # what the clusters' pg_hba asks for; libpq refuses a server asking anything else
 
 
 @dataclass
@@ -206,34 +207,20 @@ class LocalCluster:
         return True
 
     def write_passfile(self, password: str) -> None:
-        """Write the superuser's passfile: one line per address this cluster listens on (its TCP host and port, its
-        socket directory), so libpq offers the password to nothing else."""
+        """Write the superuser's passfile for exactly this cluster's TCP address and socket directory."""
         hosts = [self.host, *([str(self.socket_dir)] if self.socket_dir else [])]
-        fields = (str(self.port), "*", self.superuser, password)
-        lines = [":".join(_passfield(f) for f in (host, *fields)) for host in hosts]
-        staging = self.passfile.with_name(f".{PASSFILE}-{secrets.token_hex(8)}")  # replaced in one step
-        write_private(staging, "".join(line + "\n" for line in lines))
-        os.replace(staging, self.passfile)
+        credentials.write_passfile(self.passfile, hosts, self.port, self.superuser, password)
 
     def change_password(self) -> None:
         """Give the running server's superuser a new random password (a copy of a cached data directory comes with the
         password of the cluster it was made in, which every other copy shares)."""
-        import psycopg2  # here: only the clusters made from a copy need it
-        from psycopg2 import sql
-
-        password = secrets.token_urlsafe(32)
         host = str(self.socket_dir) if self.socket_dir else self.host
         params = {"host": host, "port": self.port, "user": self.superuser, "dbname": "postgres"}
-        params |= {"passfile": str(self.passfile), "require_auth": REQUIRE_AUTH}
-        with contextlib.closing(psycopg2.connect(**params)) as conn, conn.cursor() as cur:
-            conn.autocommit = True
-            cur.execute("SET log_statement = 'none'")  # the new password stays out of the server log
-            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(self.superuser)), (password,))
-        self.write_passfile(password)
+        self.write_passfile(credentials.new_password(params | {"passfile": str(self.passfile)}, self.superuser))
 
     def password(self) -> str:
         """Return the superuser's password, read back from the passfile."""
-        return passfile_password(self.passfile.read_text())
+        return credentials.passfile_password(self.passfile.read_text())
 
     def _check_data_version(self) -> None:
         made, runs = self.data_major(), self.version()
@@ -255,16 +242,8 @@ class LocalCluster:
 
     def _make_certificate(self) -> None:
         """Give the server a self-signed certificate for TLS (skipped when openssl or TLS support is missing)."""
-        if shutil.which("openssl") is None or not self.supports_tls():
-            return
-        key, cert = self.data_dir / "server.key", self.data_dir / "server.crt"
-        command = [
-            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
-            *("-days", "3650", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-            *("-keyout", str(key), "-out", str(cert)),
-        ]
-        self._execute("openssl", command)
-        self._execute("chmod", ["chmod", "0600", str(key)])
+        if shutil.which("openssl") is not None and self.supports_tls():
+            credentials.make_certificate(self.data_dir, self._execute)
 
     def make_base_dir(self) -> None:
         """Create the cluster's directory (mode 0700, owned by the server user), or check an existing one."""
@@ -339,14 +318,8 @@ class LocalCluster:
         return True
 
     def port_holder(self) -> str:
-        """Say what holds this cluster's port: another project's cluster (named by its directory), another
-        PostgreSQL server (by its data directory), or another program."""
-        data_dir = postgres_data_dir(self.port)
-        if data_dir is None:
-            return "another program"
-        if data_dir.parent.parent.name == ".local" and data_dir.parent.name == "postgres":
-            return f"another project's cluster at {data_dir.parent.parent.parent} (`inv db.stop` there stops it)"
-        return f"another PostgreSQL server, data directory {data_dir}"
+        """Say what holds this cluster's port (another project's cluster, another server, another program)."""
+        return port_holder(self.port)
 
     def stop(self, mode: str = "fast") -> bool:
         """Stop the server; return whether it was running."""
@@ -369,31 +342,5 @@ class LocalCluster:
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def postmaster_pid(self) -> int | None:
-        """Return the pid in ``postmaster.pid`` when it is this data directory's postmaster, else None.
-
-        The file is writable by the server user, so its pid is trusted only when that process runs as the server
-        user with the data directory as its working directory, as a postmaster does.
-        """
-        try:
-            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
-        try:
-            owner = os.stat(f"/proc/{pid}").st_uid
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            return None
-        if pid <= 1 or owner != self.server_uid or cwd != str(self.data_dir.resolve()):
-            return None
-        return pid
-
-
-def _passfield(text: str) -> str:
-    """Escape a field of a libpq passfile."""
-    return text.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def passfile_password(text: str) -> str:
-    """Return the password of a passfile's first line (its fifth field, unescaped)."""
-    fields = re.split(r"(?<!\\):", text.splitlines()[0], maxsplit=4)
-    return re.sub(r"\\(.)", r"\1", fields[4])
+        """Return the pid in ``postmaster.pid`` when it is this data directory's postmaster, else None."""
+        return postmaster_pid(self.data_dir, self.server_uid)
