@@ -22,6 +22,7 @@ from psycopg2 import sql
 from devtools.errors import ClusterError
 from devtools.postgres.binaries import binaries_major, find_bindir
 from devtools.postgres.cluster import LocalCluster
+from devtools.postgres.credentials import passfield
 from devtools.postgres.safety import server_environ, write_private
 from devtools.processes import free_port
 
@@ -104,33 +105,37 @@ def upgrade(cluster: LocalCluster, upgrade_plan: UpgradePlan) -> LocalCluster:
     was_running = old.stop()
     if os.path.lexists(upgrade_plan.aside):
         raise ClusterError(f"{upgrade_plan.aside} already exists; move it away and run the command again.")
+    password = old.password()
     os.rename(cluster.base_dir, upgrade_plan.aside)
+    # Both servers run on ports of their own meanwhile; a passfile names exactly one address, so each gets its own.
     old = LocalCluster(upgrade_plan.aside, port=free_port(), superuser=cluster.superuser)
     old.bindir = upgrade_plan.old_bindir
+    old.write_passfile(password)
     new = LocalCluster(cluster.base_dir, port=free_port(), superuser=cluster.superuser)
     new.bindir = upgrade_plan.new_bindir
+    moved = LocalCluster(cluster.base_dir, cluster.port, cluster.host, cluster.superuser, major=upgrade_plan.new_major)
     try:
         new.init()
-        adopt_password(new, old.passfile)
+        adopt_password(new, password)
         if upgrade_plan.method == "pg_upgrade":
-            run_pg_upgrade(old, new)
+            run_pg_upgrade(old, new, password)
         else:
             copy_by_dump(old, new)
     except BaseException:
         old.stop()
         new.destroy()
         os.rename(upgrade_plan.aside, cluster.base_dir)
+        moved.write_passfile(password)  # the cluster as it was, at its own address
         raise
-    moved = LocalCluster(cluster.base_dir, cluster.port, cluster.host, cluster.superuser, major=upgrade_plan.new_major)
+    moved.write_passfile(password)
     if was_running:
         moved.start()
     return moved
 
 
-def adopt_password(new: LocalCluster, passfile: Path) -> None:
-    """Give the new cluster's superuser the old one's password and passfile: the old roles, password hashes
-    included, replace the new ones during the move, and the project's commands keep working after it."""
-    password = passfile.read_text().strip().rsplit(":", 1)[1]  # generated URL-safe: nothing escaped in it
+def adopt_password(new: LocalCluster, password: str) -> None:
+    """Give the new cluster's superuser the old one's password: the old roles, password hashes included, replace
+    the new ones during the move, and the project's commands keep working after it."""
     new.start()
     try:
         params = {"host": new.host, "port": new.port, "user": new.superuser, "passfile": str(new.passfile)}
@@ -140,8 +145,7 @@ def adopt_password(new: LocalCluster, passfile: Path) -> None:
             )
     finally:
         new.stop()
-    new.passfile.unlink()
-    write_private(new.passfile, passfile.read_text())
+    new.write_passfile(password)
 
 
 def match_checksums(old: LocalCluster, new: LocalCluster) -> None:
@@ -156,11 +160,13 @@ def match_checksums(old: LocalCluster, new: LocalCluster) -> None:
         new.run_program("pg_checksums", "--enable" if enabled(old) else "--disable", "--pgdata", str(new.data_dir))
 
 
-def run_pg_upgrade(old: LocalCluster, new: LocalCluster) -> None:
+def run_pg_upgrade(old: LocalCluster, new: LocalCluster, password: str) -> None:
     """Run pg_upgrade from ``old`` to ``new`` (both stopped), copying the data files: the old stay intact."""
     match_checksums(old, new)
-    passfile = new.base_dir / "upgrade.passfile"  # one password for both: see adopt_password
-    write_private(passfile, old.passfile.read_text(), owner=new.os_user)
+    # One password for both (see adopt_password); pg_upgrade runs both servers on its socket directory.
+    passfile = new.base_dir / "upgrade.passfile"
+    line = ":".join(passfield(f) for f in (str(new.base_dir), "*", "*", new.superuser, password))
+    write_private(passfile, line + "\n", owner=new.os_user)
     try:
         done = new.run_program(
             *("pg_upgrade", "--old-datadir", str(old.data_dir), "--new-datadir", str(new.data_dir)),

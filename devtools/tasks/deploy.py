@@ -69,7 +69,7 @@ def render(
     execution_role=None,
     config="production",
 ):
-    """Render ECS task definitions, Kubernetes manifests or swarm stack files."""
+    """Render ECS, Kubernetes or swarm definitions."""
     from devtools.deploy import rendering
 
     documents = rendering.render(
