@@ -60,16 +60,17 @@ def test_prod_logs_json_with_request_ids_and_metrics_add_up_across_workers(postg
         workers = sorted(Gunicorn(process, base).workers())
         assert len(workers) == 3
         os.kill(workers[0], signal.SIGKILL)
-        second = get_many(base, ["/healthz"] * 10, {"X-Request-ID": "x" * 129})
+        # app_ready is the live workers' latest probe: one more probe after the kill, so a live worker has one.
+        second = get_many(base, ["/healthz"] * 10 + ["/readyz"], {"X-Request-ID": "x" * 129})
         after = scrape(metrics)
         status, body = request(base + "/nope", headers={"X-Request-ID": "bad id <script>"})
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    assert first == [200] * 26 + [404] * 4 and second == [200] * 10
+    assert first == [200] * 26 + [404] * 4 and second == [200] * 11
     healthz = requests_total(after, "/healthz", "200") - requests_total(before, "/healthz", "200")
     assert healthz == 30
-    assert requests_total(after, "/readyz", "200") - requests_total(before, "/readyz", "200") == 6
+    assert requests_total(after, "/readyz", "200") - requests_total(before, "/readyz", "200") == 7
     assert requests_total(after, "<unmatched>", "404") == 4
     ready = frozenset()
     assert after[("app_ready", ready)] == 1.0
