@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devtools.deploy.plan import plan  # noqa: E402
-from devtools.deploy.swarm import secret_name, swarm_stacks  # noqa: E402
+from devtools.deploy.swarm import STACK_VERSION, secret_name, swarm_stacks  # noqa: E402
 from devtools.images import DEBIAN_IMAGE, PYTHON_IMAGE, postgres_image  # noqa: E402
 from project.configuration import load_config  # noqa: E402
 from tests.load_client import Load  # noqa: E402
@@ -146,7 +146,7 @@ def infrastructure(workdir: Path, checked, port: int, postgres: str) -> Path:
         'export POSTGRES_PASSWORD="$$OWNER_ROLE_PASSWORD"; exec docker-entrypoint.sh postgres'
     )
     documents = {
-        "version": "3.9",
+        "version": STACK_VERSION,
         "services": {
             "db": {
                 "image": postgres,
