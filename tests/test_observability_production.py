@@ -5,6 +5,8 @@ import os
 import re
 import signal
 import subprocess
+import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from devtools import prod as production
@@ -38,6 +40,17 @@ def get_many(base: str, paths: list[str], headers: dict[str, str]) -> list[int]:
         return list(pool.map(lambda path: request(base + path, headers=headers)[0], paths))
 
 
+def access_lines(log, request_id: str, count: int, timeout: float = 10) -> list[dict]:
+    """Wait for ``count`` access lines naming ``request_id``: a worker logs a request after its client has the answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        ours = [line for line in lines if line.get("logger") == "gunicorn.access" and line.get("request_id") == request_id]
+        if len(ours) >= count or time.monotonic() > deadline:
+            return ours
+        time.sleep(0.05)
+
+
 def test_prod_logs_json_with_request_ids_and_metrics_add_up_across_workers(postgresql_server, tmp_path):
     port, metrics_port = free_port(), free_port()
     config = load_config(
@@ -57,9 +70,13 @@ def test_prod_logs_json_with_request_ids_and_metrics_add_up_across_workers(postg
         before = scrape(metrics)
         first = get_many(base, ["/healthz"] * 20 + ["/readyz"] * 6 + [f"/nope?token={SENTINEL}"] * 4, headers)
         # A worker that dies takes nothing from the sums: its counts stay, its replacement adds its own.
-        workers = sorted(Gunicorn(process, base).workers())
+        # The worker that served the most of them is the one killed, so its counts are the ones at stake.
+        workers = Gunicorn(process, base).workers()
         assert len(workers) == 3
-        os.kill(workers[0], signal.SIGKILL)
+        served = Counter(line["pid"] for line in access_lines(log, "trace-1.a:b", 30))
+        busiest, _ = served.most_common(1)[0]
+        assert set(served) <= workers
+        os.kill(busiest, signal.SIGKILL)
         # app_ready is the live workers' latest probe: one more probe after the kill, so a live worker has one.
         second = get_many(base, ["/healthz"] * 10 + ["/readyz"], {"X-Request-ID": "x" * 129})
         after = scrape(metrics)
@@ -93,4 +110,5 @@ def test_prod_logs_json_with_request_ids_and_metrics_add_up_across_workers(postg
     assert len(replaced) >= 10 and all(re.fullmatch(r"[0-9a-f]{32}", r) for r in replaced)
     assert request_id in {line["request_id"] for line in access}
     assert any(line["message"].startswith("Serving metrics at") for line in lines)
-    assert len({line["pid"] for line in access}) >= 2
+    # The killed worker's lines stay, and the requests after it were served by the others.
+    assert busiest in {line["pid"] for line in access} and len({line["pid"] for line in access}) >= 2
