@@ -90,7 +90,7 @@ def test_the_app_role_cannot_change_the_schema(postgresql_server, statement):
         conn.commit()
     app = database.replace(POSTGRES_USER="app", POSTGRES_PASSWORD=STRONG_PASSWORD)
     with contextlib.closing(connect(app)) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO probe (note) VALUES ('rows are the app role's') RETURNING id")
+        cur.execute("INSERT INTO probe (note) VALUES ('a row') RETURNING id")
         assert cur.fetchone()[0] >= 1
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cur.execute(statement)
