@@ -308,6 +308,16 @@ def test_kubernetes_secrets_are_references_by_name_never_values_and_split_by_rol
     assert migrate["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
 
 
+def test_the_podman_smoke_runs_the_migration_jobs_pod_template_unchanged_as_a_pod():
+    from tests.kube_smoke import job_as_pod
+
+    job = rendering.render(production(), "kubernetes", IMAGE)["2-migrate-job"]
+    pod = job_as_pod(job)
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == job["metadata"]["name"]
+    assert pod["spec"] == job["spec"]["template"]["spec"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
 def test_each_image_gets_its_own_migration_job():
     first = rendering.render(production(), "kubernetes", IMAGE)["2-migrate-job"]["metadata"]["name"]
     second = rendering.render(production(), "kubernetes", IMAGE + "1")["2-migrate-job"]["metadata"]["name"]
