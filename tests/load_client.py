@@ -23,7 +23,8 @@ class Report:
     longest_pause: float = 0.0
     releases: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)
-    # Every pause longer than PAUSE_NOTED: (seconds since the load started when it ended, its length).
+    # Every pause longer than PAUSE_NOTED: (seconds since the load started when it ended, its length, the UTC
+    # time it ended, to match against the proxy's log).
     pauses: list = field(default_factory=list)
 
     def summary(self) -> str:
@@ -31,7 +32,9 @@ class Report:
         lines = [f"requests sent {self.sent}, failed {self.failed}, longest pause {self.longest_pause:.2f} s"]
         lines.append(f"answered by {served or 'nobody'}")
         lines += [f"  {n} x {what}" for what, n in self.failures.most_common(5)]
-        lines += [f"  a pause of {length:.2f} s ending {at:.1f} s into the load" for at, length in self.pauses]
+        lines += [
+            f"  a pause of {length:.2f} s ending {at:.1f} s into the load, at {utc}" for at, length, utc in self.pauses
+        ]
         return "\n".join(lines)
 
 
@@ -98,7 +101,8 @@ class Load:
                 pause = now - self.last_success
                 self.report.longest_pause = max(self.report.longest_pause, pause)
                 if pause > PAUSE_NOTED:
-                    self.report.pauses.append((now - self.started, pause))
+                    utc = time.strftime("%H:%M:%S", time.gmtime())
+                    self.report.pauses.append((now - self.started, pause, utc))
                 self.last_success = now
             else:
                 self.report.failed += 1

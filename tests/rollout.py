@@ -264,6 +264,23 @@ def proxy_trouble() -> list[str]:
     return found
 
 
+def web_timeline() -> list[str]:
+    """Return each web container's start and stop (UTC), address and image, to match against the proxy's log."""
+    label = f"label=com.docker.swarm.service.name={STACK}_web"
+    ids = docker("ps", "-aq", "--filter", label, check=False).split()
+    form = "{{.State.StartedAt}} {{.State.FinishedAt}} {{.Config.Image}} "
+    form += '{{index .Config.Labels "com.docker.swarm.task.id"}}'
+    found = []
+    for line in docker("inspect", "--format", form, *ids, check=False).splitlines() if ids else []:
+        started, stopped, image, task = (line.split() + [""] * 4)[:4]
+        # A stopped container has left its network; its task still names the address it had.
+        where = "{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}"
+        address = docker("inspect", "--format", where, task, check=False).split() if task else []
+        stopped = stopped[11:19] if not stopped.startswith("0001") else "running"
+        found.append(f"{started[11:19]} to {stopped:8} {' '.join(address) or '-':14} {image}")
+    return sorted(found)
+
+
 def remove_stack() -> None:
     """Remove the stack, its stopped containers and its network, waiting (within bounds) until they are gone."""
     docker("stack", "rm", STACK, check=False)
@@ -367,6 +384,7 @@ def main() -> int:
         time.sleep(5)
         report = load.stop()
         trouble = proxy_trouble()
+        timeline = web_timeline()
     finally:
         if load is not None:
             load.stop()
@@ -380,6 +398,8 @@ def main() -> int:
     if trouble:
         print("the proxy's errors, and its requests that were slow, retried or not 2xx:")
         print("\n".join(f"  {line}" for line in trouble[-40:]))
+    print("web containers (address, image, started, stopped, UTC):")
+    print("\n".join(f"  {line}" for line in timeline))
     print(f"after the bad release: {'release 1 still serves on every replica' if held else 'NOT release 1'}")
     return 0 if report.failed == 0 and held and report.releases.get("2") else 1
 
