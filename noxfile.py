@@ -67,6 +67,14 @@ def app(session: nox.Session) -> None:
     session.run("pytest", "-n", "0", *paths, *session.posargs, env=RUN_ENV)
 
 
+@nox.session(default=False)
+def adoption(session: nox.Session) -> None:
+    """Generate a project, replace its example with another domain, run its full tests and lint, with a second
+    generated project's dev server and tests at the same time (tests/adoption.py; slow, so not in `tests`)."""
+    install(session)
+    session.run("pytest", "-n", "0", "-p", "no:randomly", "-rA", "tests/adoption.py", *session.posargs, env=RUN_ENV)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style, import contracts, configs, compose, Dockerfiles, the workflow, the locked requirements, the API."""

@@ -25,7 +25,8 @@ def steps(config, migrations: ops.Migrations) -> list[tuple[str, Callable[[], st
 
     def single_head():
         heads = ops.head_revision(config.get("MIGRATIONS_DIR"))
-        return None if heads and "," not in heads else f"expected one head, found {heads or 'none'}"
+        # None before the first migration (a project without models yet); two or more are branches to merge.
+        return None if "," not in (heads or "") else f"expected at most one head, found {heads}"
 
     def upgrade():
         migrations.upgrade()

@@ -122,14 +122,16 @@ def current_database(root: Path) -> str:
 
 
 def tracked_files(root: Path) -> list[str]:
-    """Return the paths git tracks under ``root`` that exist in its working tree."""
+    """Return the paths under ``root`` that git tracks or would (not ignored) and that exist in its working tree:
+    the tree as it stands, committed or not."""
+    listing = ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
     try:
-        result = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, text=True, check=False)
+        result = subprocess.run(listing, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise NewProjectError("git is not installed; `inv new` copies the files git tracks.") from None
     if result.returncode != 0:
         raise NewProjectError(f"{root} is not a git checkout; `inv new` copies the files git tracks.")
-    return [p for p in result.stdout.split("\0") if p and (root / p).is_file()]
+    return sorted({p for p in result.stdout.split("\0") if p and (root / p).is_file()})
 
 
 def choose_names(
@@ -216,7 +218,7 @@ def create(
     old = current_identity(root)
     new = Identity(names.project, development_port(names.project))
     renamer = Renamer(old_package, names.package, current_database(root), names.database, (old, new))
-    commit = _git(root, "rev-parse", "--short", "HEAD").strip()
+    commit = _source_commit(root)
     existed = dest.is_dir()
     dest.mkdir(parents=True, exist_ok=True)
     try:
@@ -297,6 +299,15 @@ def long_lines(dest: Path) -> list[tuple[str, int]]:
             if len(line) > limit:
                 found.append((relative, number))
     return found
+
+
+def _source_commit(root: Path) -> str:
+    """Name what the project at ``root`` stands at: its commit, with a note when the tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    if head.returncode != 0:
+        return "no commit yet"
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+    return head.stdout.strip() + (" plus uncommitted changes" if changed.strip() else "")
 
 
 def _has_identity(cwd: Path) -> bool:

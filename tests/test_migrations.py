@@ -55,4 +55,4 @@ def test_two_heads_fail(tmp_path):
     )
     lines = []
     assert migration_check.run(target, out=lines.append) is False
-    assert lines == [lines[0]] and lines[0].startswith("FAIL one head: expected one head, found")
+    assert lines == [lines[0]] and lines[0].startswith("FAIL one head: expected at most one head, found")
