@@ -144,8 +144,8 @@ def workdir():
     parent = Path(tempfile.mkdtemp(prefix="project-adoption-"))
     parent.chmod(0o755)  # the postgres OS user (under root) must reach the projects' .local/postgres
     yield parent
-    for project in parent.iterdir():
-        subprocess.run([sys.executable, "-m", "invoke", "db.stop"], cwd=project, capture_output=True, timeout=60)
+    for tree in parent.iterdir():
+        subprocess.run([sys.executable, "-m", "invoke", "db.stop"], cwd=tree, capture_output=True, timeout=60)
     shutil.rmtree(parent, ignore_errors=True)
 
 
@@ -197,27 +197,27 @@ def test_an_adopted_project_and_a_second_one_run_side_by_side(workdir):
 
     servers = []
     try:
-        for project in (blog, shop):
+        for tree in (blog, shop):
             port = free_port()
-            servers.append(start_task("dev", "--port", str(port), url=f"http://127.0.0.1:{port}", cwd=project))
+            servers.append(start_task("dev", "--port", str(port), url=f"http://127.0.0.1:{port}", cwd=tree))
             status, body = request(f"http://127.0.0.1:{port}/readyz")
             assert status == 200 and json.loads(body)["status"] == "ready", body
         suites = [
             subprocess.Popen(
                 [sys.executable, "-m", "nox", "-s", *sessions],
-                cwd=project,
+                cwd=tree,
                 env=project_env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            for project, sessions in ((blog, ("tests", "lint")), (shop, ("tests",)))
+            for tree, sessions in ((blog, ("tests", "lint")), (shop, ("tests",)))
         ]
         outputs = [suite.communicate(timeout=3600)[0] for suite in suites]
     finally:
         for server in servers:
             interrupt(server)
-    for project, suite, output in zip((blog, shop), suites, outputs, strict=True):
-        print(f"--- {project.name}\n{output[-3000:]}")
-        assert suite.returncode == 0, f"{project.name}:\n{output[-6000:]}"
+    for tree, suite, output in zip((blog, shop), suites, outputs, strict=True):
+        print(f"--- {tree.name}\n{output[-3000:]}")
+        assert suite.returncode == 0, f"{tree.name}:\n{output[-6000:]}"
     assert "Session lint was successful" in outputs[0]

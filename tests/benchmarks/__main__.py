@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.benchmarks.app_loop import bench_app_loop
 from tests.benchmarks.backups import bench_backups
 from tests.benchmarks.first_result import bench_first_result
 from tests.benchmarks.harness import Measurement, print_table
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "scenarios": bench_scenarios,
     "load": bench_load,
     "backups": bench_backups,
+    "app-loop": bench_app_loop,
 }
 
 
