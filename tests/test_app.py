@@ -149,3 +149,14 @@ def test_body_over_the_limit_is_a_json_413(database):
     assert app.test_client().post("/echo", data="x" * 100, content_type="application/json").json == {"length": 100}
     response = app.test_client().post("/echo", data="x" * 200, content_type="application/json")
     assert response.status_code == 413 and response.is_json
+
+
+def test_time_stands_still_inside_a_test_but_the_clock_moves(db_session):
+    """README "Tests": a test is one transaction, so now() is its start; clock_timestamp() is the statement's."""
+    from sqlalchemy import text
+
+    first = db_session.execute(text("SELECT now(), clock_timestamp()")).one()
+    db_session.commit()  # a savepoint inside the test's transaction, which goes on
+    db_session.execute(text("SELECT pg_sleep(0.01)"))
+    second = db_session.execute(text("SELECT now(), clock_timestamp()")).one()
+    assert second[0] == first[0] and second[1] > first[1]
