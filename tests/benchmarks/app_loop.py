@@ -12,7 +12,8 @@ import time
 from tests.benchmarks.harness import Measurement
 from tests.helpers import ROOT
 
-# A test's result: pytest's progress characters at the start of a line, or after the xdist header.
+# A test's result: pytest's progress characters at the start of a line, or after the test file's name. pytest
+# writes them one by one on the line, so the output is read as it comes, not line by line.
 RESULT = re.compile(r"^(tests/\S+ )?[.FEsxX]")
 
 
@@ -21,22 +22,22 @@ def session_times(*session: str) -> tuple[float, float]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env = {k: v for k, v in env.items() if not k.startswith(("POSTGRES_", "APPLICATION_CONFIG"))}
     started = time.perf_counter()
-    first = None
+    first, line, output = None, "", []
     process = subprocess.Popen(
         [sys.executable, "-m", "nox", "-R", "-s", *session],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
     )
-    tail = []
-    for line in process.stdout:
-        if first is None and RESULT.match(line) and not line.startswith("nox >"):
-            first = time.perf_counter() - started
-        tail = [*tail[-40:], line]
+    while chunk := os.read(process.stdout.fileno(), 4096).decode(errors="replace"):
+        output.append(chunk)
+        for character in chunk:
+            line = "" if character == "\n" else line + character
+            if first is None and not line.startswith("nox >") and RESULT.match(line):
+                first = time.perf_counter() - started
     if process.wait() != 0:
-        raise RuntimeError(f"nox -s {' '.join(session)} failed:\n{''.join(tail)}")
+        raise RuntimeError(f"nox -s {' '.join(session)} failed:\n{''.join(output)[-4000:]}")
     return first if first is not None else float("nan"), time.perf_counter() - started
 
 
