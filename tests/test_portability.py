@@ -57,4 +57,3 @@ def test_root_without_runuser_is_refused_with_what_to_do(monkeypatch):
 def test_without_dev_shm_throwaway_servers_go_to_the_temporary_directory(tmp_path):
     assert throwaway.throwaway_root(shm=str(tmp_path / "no-shm")) == tempfile.gettempdir()
     assert throwaway.throwaway_root(min_free=0, shm=str(tmp_path)) == str(tmp_path)
-
