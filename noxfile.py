@@ -106,11 +106,16 @@ for _version in ("3.11", "3.12", "3.13"):
 
 # Where a system PostgreSQL lives: Debian's per-version directories and its wrappers (psql, pg_config, ...).
 SYSTEM_POSTGRES = ("/usr/lib/postgresql", "/usr/share/postgresql-common")
-# Run as `sh -c HIDE sh EMPTY DIR... -- COMMAND...`: mount EMPTY over each DIR, check, then run COMMAND.
+# Run as `sh -c HIDE sh EMPTY DIR... -- COMMAND...`: mount EMPTY over each DIR and /dev/null over any PostgreSQL
+# program left on PATH, check that none is, then run COMMAND.
 HIDE = """
 empty=$1; shift
 while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 1; shift; done; shift
-for program in pg_ctl postgres psql pg_config; do
+for program in pg_ctl postgres initdb psql pg_config; do
+    for attempt in 1 2 3 4 5; do  # each copy on PATH (pg_config of libpq-dev): /dev/null, not executable, over it
+        found=$(command -v "$program") || break
+        mount --bind /dev/null "$found" || exit 1
+    done
     if command -v "$program" >/dev/null; then echo "$program is still on PATH: $(command -v "$program")" >&2; exit 3; fi
 done
 exec "$@"
