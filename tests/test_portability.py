@@ -9,7 +9,8 @@ import pytest
 
 from devtools import processes
 from devtools.errors import ClusterError
-from devtools.postgres import safety, throwaway
+from devtools.postgres import throwaway
+from devtools.postgres.cluster import LocalCluster
 
 needs_ps_and_lsof = pytest.mark.skipif(
     not (shutil.which("ps") and shutil.which("lsof")), reason="the path without /proc reads ps and lsof"
@@ -47,11 +48,13 @@ def test_without_proc_a_throwaway_server_is_found_signalled_and_reaped(without_p
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root switches to the server's OS user")
-def test_root_without_runuser_is_refused_with_what_to_do(monkeypatch):
+def test_root_without_runuser_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    cluster = LocalCluster(tmp_path / "pg", port=0)  # works out its binaries with runuser still on PATH
+    cluster.bindir  # noqa: B018
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name: None if name == "runuser" else real_which(name))
+    monkeypatch.setattr(shutil, "which", lambda name, *args: None if name == "runuser" else real_which(name, *args))
     with pytest.raises(ClusterError, match="without runuser .* run them as your own user"):
-        safety.server_user()
+        cluster.run_program("pg_ctl", "--version")
 
 
 def test_without_dev_shm_throwaway_servers_go_to_the_temporary_directory(tmp_path):

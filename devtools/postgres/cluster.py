@@ -123,9 +123,14 @@ class LocalCluster:
         return f"declared {self.major}, found {found} ({source(self._found or self.bindir)}: {self.bindir})"
 
     def _as_server(self, argv: list[str]) -> list[str]:
-        if self.os_user is not None:  # root, on Linux (server_user refuses root elsewhere)
-            return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
-        return argv
+        if self.os_user is None:
+            return argv
+        if not shutil.which("runuser"):  # util-linux's; macOS and the BSDs have none
+            raise ClusterError(
+                "PostgreSQL refuses to run as root, and without runuser (Linux's util-linux) the tasks cannot start "
+                f"it as the '{self.os_user.pw_name}' OS user here: run them as your own user."
+            )
+        return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
 
     def run_program(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run one of the server's programs as the server user."""

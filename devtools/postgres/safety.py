@@ -11,7 +11,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import stat
 from pathlib import Path
 
@@ -26,11 +25,6 @@ def server_user() -> pwd.struct_passwd | None:
     """Return the OS user that runs the server: None for 'this user', the postgres user under root."""
     if os.geteuid() != 0:
         return None
-    if not shutil.which("runuser"):  # util-linux's; macOS and the BSDs have none
-        raise ClusterError(
-            "PostgreSQL refuses to run as root, and without runuser (Linux's util-linux) the tasks cannot start it "
-            f"as the '{SERVER_OS_USER}' OS user here: run them as your own user."
-        )
     try:
         return pwd.getpwnam(SERVER_OS_USER)
     except KeyError:
