@@ -5,6 +5,7 @@
 
 import sys
 
+from project import logs, metrics_exporter
 from project.configuration import ConfigError, load_config
 from project.cpus import available_cpus
 
@@ -25,7 +26,41 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = _config.get("LOG_LEVEL", "INFO").lower()
+# The app's lines and gunicorn's own go through one handler (JSON lines under production). An access line names
+# the method, path (never the query string, which may carry a token) and status; the formatter adds the rest.
+logconfig_dict = logs.logging_config(
+    _config.get("LOG_FORMAT", "text"), _config.get("LOG_LEVEL", "INFO"), logs.secret_values(_config, _config.secrets())
+)
+access_log_format = "%(m)s %(U)s %(s)s"
 # Heartbeat files in memory, not on a container's overlay filesystem.
 worker_tmp_dir = "/dev/shm" if sys.platform.startswith("linux") else None
 proc_name = f"app-{_config.name}"
 control_socket_disable = True  # one gunicorn per config is enough; no shared socket in $HOME
+
+# Metrics: the workers write to a directory made for this run, the master serves their sum on METRICS_BIND.
+_metrics_bind = _config.get("METRICS_BIND", "")
+_metrics_dir = metrics_exporter.make_multiprocess_dir() if _metrics_bind else None
+
+
+def when_ready(server):
+    if _metrics_dir:
+        try:
+            metrics_exporter.serve(_metrics_bind, _metrics_dir)
+        except OSError as exc:
+            server.log.error(
+                "METRICS_BIND %s cannot be used (%s); choose a free HOST:PORT, or empty for none.",
+                _metrics_bind,
+                exc.strerror,
+            )
+            sys.exit(2)
+        server.log.info("Serving metrics at http://%s/metrics", _metrics_bind)
+
+
+def child_exit(server, worker):
+    if _metrics_dir:
+        metrics_exporter.worker_exited(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _metrics_dir:
+        metrics_exporter.remove(_metrics_dir)

@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -18,15 +19,13 @@ nox.options.sessions = ["tests", "lint"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # nox does not put the project on the path; its module below needs nothing else
 
-
-def _stop_like_ctrl_c(signum, frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
-
+from devtools.processes import stop_like_ctrl_c  # noqa: E402
 
 # A SIGTERM (a CI time-out, `kill`) stops a session as Ctrl-C does: nox passes the interrupt to the command it
 # runs and waits for it, so the tests stop the servers they started instead of being orphaned.
-signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+signal.signal(signal.SIGTERM, stop_like_ctrl_c)
 # PYTHONDONTWRITEBYTECODE is set machine-wide on some machines; without compiled bytecode (installed packages)
 # and pytest's cached assertion rewrites (plugins, conftest) every pytest start pays over a second.
 INSTALL_ENV = {"UV_COMPILE_BYTECODE": "1", "PIP_COMPILE": "1"}

@@ -1,4 +1,5 @@
-"""This machine's ports and processes: a free port, whether one is taken, when a process has exited.
+"""This machine's ports and processes: a free port, whether one is taken, when a process has exited, SIGTERM
+stopping a run as Ctrl-C does.
 
 Processes are read from ``/proc`` where there is one (Linux), else from ``ps`` and ``lsof`` (macOS).
 """
@@ -13,6 +14,12 @@ import time
 from pathlib import Path
 
 HAS_PROC = Path("/proc/self/stat").is_file()
+
+
+def stop_like_ctrl_c(signum, frame):
+    """Raise KeyboardInterrupt: installed for SIGTERM (a CI time-out, ``kill``), it makes a run clean up what it
+    started as it does after Ctrl-C."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

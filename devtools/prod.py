@@ -31,12 +31,15 @@ class Plan:
         return self.target.config
 
 
-def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: LocalCluster | None = None) -> Plan:
+def prepare(
+    config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: LocalCluster | None = None, metrics_port=9464
+) -> Plan:
     """Point ``config`` at the local cluster, refuse it if unsafe, migrate, and return the gunicorn command.
 
     As in production, the migrations run as the role that owns the tables and gunicorn connects as the app's
     role, which may only read and write rows; both over TLS. The owner's password is generated for the run
-    unless POSTGRES_MIGRATION_PASSWORD is set, and gunicorn never sees it.
+    unless POSTGRES_MIGRATION_PASSWORD is set, and gunicorn never sees it. The metrics endpoint, when the config
+    has one, listens on loopback beside the app.
     """
     cluster = cluster or local_cluster()
     # Nothing sits in front of gunicorn here, so no X-Forwarded-* header is trusted: a client must not choose the
@@ -44,6 +47,8 @@ def prepare(config: Config, host: str = "127.0.0.1", port: int = 8000, cluster: 
     local = config.replace(
         POSTGRES_HOST=cluster.host, POSTGRES_PORT=str(cluster.port), GUNICORN_BIND=f"{host}:{port}", PROXY_FIX_X_FOR="0"
     )
+    if local.get("METRICS_BIND"):
+        local = local.replace(METRICS_BIND=f"127.0.0.1:{metrics_port}")
     if not local.get("POSTGRES_MIGRATION_PASSWORD"):
         local = local.replace(POSTGRES_MIGRATION_PASSWORD=secrets.token_urlsafe(32))
     found = deploy_checks.problems(local, config)

@@ -56,6 +56,7 @@ def create_app(config_name: str = "development", overrides: Mapping[str, Any] | 
         # Whatever FLASK_DEBUG or the command line say, production never runs the debugger.
         app.debug = False
     register_logging(app)
+    register_observability(app)
     register_extensions(app)
     register_blueprints(app)
     register_security(app)
@@ -75,6 +76,14 @@ def refuse_unsafe_production(values: Mapping[str, Any]) -> None:
 def register_logging(app: Flask) -> None:
     """Set the app logger's level from LOG_LEVEL."""
     app.logger.setLevel(logging.getLevelName(app.config["LOG_LEVEL"]))
+
+
+def register_observability(app: Flask) -> None:
+    """Give each request an id and record its metrics (before the pool is made, which metrics measures)."""
+    from project import metrics, request_ids
+
+    request_ids.register(app)
+    metrics.register(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -57,6 +57,14 @@ CHOICE_SETTINGS = {
     "POSTGRES_SSLMODE": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "DATABASE_ROLE": ("app", "migration"),
+    "LOG_FORMAT": ("json", "text"),
+}
+# Settings with a shape: (pattern, what a valid value looks like).
+PATTERN_SETTINGS = {
+    "METRICS_BIND": (
+        re.compile(r"|(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})"),
+        'empty (no metrics endpoint) or HOST:PORT such as "127.0.0.1:9464"',
+    ),
 }
 # Each database role's password: a process connects as one role (DATABASE_ROLE), so it needs that role's secret
 # and never the other's (the web process never holds the password of the role that owns the tables).
@@ -116,6 +124,10 @@ class Config(Mapping[str, str]):
 
     def display_path(self) -> str:
         return display_path(self.path)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Return the names of the secret (valueFrom) entries."""
+        return tuple(e.name for e in self.entries if e.secret)
 
     def replace(self, **values: str) -> Config:
         """Return a copy with some settings replaced (source "override"); unknown names are added."""
@@ -241,6 +253,11 @@ def check_value(label: str, name: str, value: str) -> None:
             raise ConfigError(
                 f"{label}: {_show(value)} is not valid; {name} is one of {', '.join(CHOICE_SETTINGS[name])}."
             )
+    elif name in PATTERN_SETTINGS:
+        pattern, valid = PATTERN_SETTINGS[name]
+        match = pattern.fullmatch(value)
+        if not match or (match["port"] and not 1 <= int(match["port"]) <= 65535):
+            raise ConfigError(f"{label}: {_show(value)} is not valid; {name} is {valid}.")
 
 
 def load_config(

@@ -44,6 +44,7 @@ class BaseConfig:
     SESSION_COOKIE_SECURE = False
     HSTS = False
     LOG_LEVEL = "INFO"
+    LOG_FORMAT = "text"
 
 
 class DevelopmentConfig(BaseConfig):

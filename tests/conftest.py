@@ -1,5 +1,7 @@
 """Test fixtures: a throwaway PostgreSQL server per run, the real migrations, a transaction per test.
 
+The server's machinery lives in ``tests/server.py``; this file only wires it into pytest's fixtures and hooks.
+
 Lifecycle (per run, or per worker under ``pytest -n``):
 
 1. ``postgresql_server`` starts a new cluster in a temporary directory on a free port (as the ``postgres``
@@ -24,70 +26,21 @@ own code fills the test's transaction before the test runs (see scenarios/README
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from concurrent.futures import Future
 
 import pytest
 from pytest_postgresql import factories
-from pytest_postgresql.executors import NoopExecutor
 
-from devtools import migrations
-from devtools.postgres.cache import Preparation
-from devtools.postgres.cluster import LocalCluster
-from devtools.postgres.throwaway import reap_throwaways, start_throwaway
-from project.configuration import load_config
-from tests.helpers import ROOT, config_for, isolated, stop_started
+from devtools.postgres.throwaway import reap_throwaways
+from devtools.processes import stop_like_ctrl_c
+from tests.helpers import config_for, isolated, stop_started
+from tests.server import RUN_DATABASE, SERVER_PREFIX, TEST_DATABASE, serving, start_in_background, start_server
 
 # Flask and SQLAlchemy are imported inside the fixtures, after the server has started starting in the background:
 # their import time then overlaps with initdb instead of preceding it.
-
-TEST_DATABASE = "app_test"
-MIGRATED_DATABASE = "app_test_migrated"
-RUN_DATABASE = "app_test_run"
-SERVER_PREFIX = "project-tests-pg-"
-# The run's server, for the fixtures that need more than its address.
-run_cluster: list[LocalCluster] = []
-
-
-def migrate_databases(cluster: LocalCluster, migrations_dir: Path | None = None) -> None:
-    """Create MIGRATED_DATABASE on ``cluster`` with the migrations (the project's, or those in ``migrations_dir``)
-    applied, and RUN_DATABASE as its copy, in a process of its own (tests/migrated.py says why)."""
-    values = dict(cluster.connection())
-    if migrations_dir is not None:
-        values["MIGRATIONS_DIR"] = str(migrations_dir)
-    job = json.dumps({"values": values, "migrated": MIGRATED_DATABASE, "run": RUN_DATABASE})
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.migrated"], input=job, capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"Making the migrated test databases failed:\n{done.stderr[-4000:]}")
-
-
-def start_server(migrations_dir: Path | None = None) -> LocalCluster:
-    """Start the run's throwaway server, of the PostgreSQL major version config/testing.json declares, with the
-    migrated databases in it (from the cache when the migrations have not changed since they were made)."""
-    major = load_config("testing", environ={}).get("POSTGRES_MAJOR_VERSION")
-    migrated = Preparation(
-        name=f"{MIGRATED_DATABASE} and {RUN_DATABASE}",
-        key=migrations.digest(migrations_dir),
-        run=functools.partial(migrate_databases, migrations_dir=migrations_dir),
-    )
-    return start_throwaway(prefix=SERVER_PREFIX, major=int(major) if major else None, preparation=migrated)
-
-
-class Server(NoopExecutor):
-    """The address of a running server, for pytest-postgresql's ``depends_on``: its template is the migrated
-    database, which pytest-postgresql copies into its own template."""
-
-    template_dbname = MIGRATED_DATABASE
-
 
 early_server = pytest.StashKey[Future]()
 
@@ -97,7 +50,7 @@ def pytest_sessionstart(session):
     config = session.config
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # A run stopped with SIGTERM (a CI time-out, `kill`) cleans up like one stopped with Ctrl-C.
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     if not hasattr(config, "workerinput"):
         # Servers of earlier runs that were killed (SIGKILL, a lost machine) go now; live runs' servers stay.
         reap_throwaways(SERVER_PREFIX)
@@ -105,13 +58,7 @@ def pytest_sessionstart(session):
         return  # the xdist controller runs no test; each worker starts its own server
     if os.environ.get("MUTANT_UNDER_TEST"):
         return  # a mutation run's test selection often needs no server: start one only when a test asks for it
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql")
-    config.stash[early_server] = executor.submit(start_server)
-    executor.shutdown(wait=False)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
+    config.stash[early_server] = start_in_background()
 
 
 def pytest_sessionfinish(session):
@@ -130,22 +77,8 @@ def postgresql_server(pytestconfig):
     future = pytestconfig.stash.get(early_server, None)
     import project.app  # noqa: F401  the app's imports (Flask, SQLAlchemy, ...) overlap the server's start
 
-    cluster = future.result() if future is not None else start_server()
-    # libpq (psycopg 2 and 3, and the programs the tests start) reads the superuser's password from here.
-    saved = os.environ.get("PGPASSFILE")
-    os.environ["PGPASSFILE"] = str(cluster.passfile)
-    run_cluster.append(cluster)
-    try:
-        server = Server(host=cluster.host, port=cluster.port, user=cluster.superuser, options="", dbname=TEST_DATABASE)
-        server.cluster = cluster
+    with serving(future.result() if future is not None else start_server()) as server:
         yield server
-    finally:
-        run_cluster.remove(cluster)
-        if saved is None:
-            os.environ.pop("PGPASSFILE", None)
-        else:
-            os.environ["PGPASSFILE"] = saved
-        cluster.destroy()
 
 
 postgresql_template = factories.postgresql_noproc(depends_on="postgresql_server", dbname=TEST_DATABASE)

@@ -206,6 +206,7 @@ def gunicorn(env: dict[str, str], app: str = "wsgi:app", workers: int = 1, threa
     env = {
         **env,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "METRICS_BIND": f"127.0.0.1:{free_port()}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
         "PYTHONPATH": str(ROOT),

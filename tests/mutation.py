@@ -12,7 +12,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 MUTANTS = ROOT / "mutants"
 EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.txt"
 TARGET = 90.0

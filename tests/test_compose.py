@@ -10,6 +10,7 @@ import pytest
 
 from devtools import compose, images, smoke
 from devtools.errors import ComposeError
+from tests.helpers import ROOT
 
 
 def fake_program(directory, name, exit_code):
@@ -74,7 +75,6 @@ def test_compose_files_take_their_variables_from_the_config():
 # -- the compose files, read as compose reads them --------------------------------------------------------------
 
 yaml = pytest.importorskip("yaml")
-ROOT = compose.DOCKER_DIR.parent
 APP_SERVICES = {"development": ["web"], "production": ["migrate", "web"]}
 # The stack's wiring: fixed by the compose files, the one exception to "every setting from the environment".
 WIRING = {"APPLICATION_CONFIG", "POSTGRES_HOST", "POSTGRES_PORT", "GUNICORN_BIND"}

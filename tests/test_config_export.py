@@ -4,14 +4,12 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from devtools.config_export import describe, export
 from project.configuration import ConfigError, load_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def production():

@@ -8,17 +8,15 @@ import re
 import secrets
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from devtools.deploy import kubernetes, plan, rendering
 from devtools.errors import DeployError
 from project.configuration import load_config
-from tests.helpers import STRONG, one_sentence
+from tests.helpers import ROOT, STRONG, one_sentence
 from tests.helpers import inv as run_inv
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.4.2"
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/production/"
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from devtools import lifecycle, migrations
-from devtools.databases import admin_cursor, drop_database, owner_mark
+from devtools import migrations
+from devtools.databases import admin_cursor
 from devtools.postgres.throwaway import throwaway_cluster
-from devtools.target import resolve
-from tests.helpers import config_for, gunicorn, production_database, production_env, request
+from tests.helpers import gunicorn, production_database, production_env, request
+from tests.server import scratch_database
 
 
 def test_healthz_needs_no_database(client):
@@ -26,19 +26,16 @@ def test_readyz_reports_the_migration_head(client):
     assert response.json == {"status": "ready", "revision": migrations.head_revision()}
 
 
-def test_readyz_is_503_when_the_schema_is_behind(postgresql_server):
+migrated_db = scratch_database("ready_{test}", migrated=True)
+
+
+def test_readyz_is_503_when_the_schema_is_behind(migrated_db):
     from project import create_app
 
-    config = config_for(postgresql_server, "behind_db")
-    lifecycle.init_database(resolve(config))
-    migrations.downgrade(config, "base")
-    try:
-        response = create_app("testing", overrides=config).test_client().get("/readyz")
-        assert response.status_code == 503
-        assert "schema is at revision none" in response.json["message"]
-    finally:
-        with admin_cursor(config) as cur:
-            drop_database(cur, "behind_db", mark=owner_mark("testing"))
+    migrations.downgrade(migrated_db, "base")
+    response = create_app("testing", overrides=migrated_db).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "schema is at revision none" in response.json["message"]
 
 
 @pytest.fixture(scope="module")
@@ -99,24 +96,18 @@ def test_sigterm_lets_in_flight_requests_finish(own_cluster):
     assert answers and answers[0][0] == 200 and json.loads(answers[0][1]) == {"finished": True}
 
 
-def test_readyz_stays_ready_when_a_newer_release_migrated_the_schema(postgresql_server):
+def test_readyz_stays_ready_when_a_newer_release_migrated_the_schema(migrated_db):
     from project import create_app
 
-    config = config_for(postgresql_server, "ahead_db")
-    lifecycle.init_database(resolve(config))
-    try:
-        with admin_cursor(config, dbname="ahead_db") as cur:
-            cur.execute("UPDATE alembic_version SET version_num = 'f00dfacecafe'")  # a revision this code lacks
-        response = create_app("testing", overrides=config).test_client().get("/readyz")
-        assert response.status_code == 200
-        assert response.json == {
-            "status": "ready",
-            "revision": migrations.head_revision(),
-            "database_revision": "f00dfacecafe",
-        }
-    finally:
-        with admin_cursor(config) as cur:
-            drop_database(cur, "ahead_db", mark=owner_mark("testing"))
+    with admin_cursor(migrated_db, dbname=migrated_db["POSTGRES_DB"]) as cur:
+        cur.execute("UPDATE alembic_version SET version_num = 'f00dfacecafe'")  # a revision this code lacks
+    response = create_app("testing", overrides=migrated_db).test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ready",
+        "revision": migrations.head_revision(),
+        "database_revision": "f00dfacecafe",
+    }
 
 
 def test_readyz_compares_with_the_apps_own_migrations_read_once(database, tmp_path, monkeypatch):

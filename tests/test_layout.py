@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+from tests.server import scratch_database, server_environment
+
 SHIPPED = {"config/", "migrations/", "project/", "wsgi.py", "gunicorn.conf.py"}
 
 
@@ -63,25 +65,14 @@ def counted(monkeypatch):
     return ns, calls
 
 
-@pytest.fixture
-def pointed_at(postgresql_server, monkeypatch):
-    """Point the development config at a fresh database on the run's throwaway server."""
-    from devtools.databases import admin_cursor, drop_database, owner_mark
-    from tests.helpers import config_for
+layout_db = scratch_database("layout_db", config="development")
 
-    for key, value in {
-        "POSTGRES_HOST": postgresql_server.host,
-        "POSTGRES_PORT": str(postgresql_server.port),
-        "POSTGRES_USER": postgresql_server.user,
-        "POSTGRES_DB": "layout_db",
-    }.items():
+
+@pytest.fixture
+def pointed_at(postgresql_server, layout_db, monkeypatch):
+    """Point the development config at a fresh database on the run's throwaway server."""
+    for key, value in server_environment(postgresql_server, layout_db["POSTGRES_DB"]).items():
         monkeypatch.setenv(key, value)
-    yield
-    with admin_cursor(config_for(postgresql_server, "layout_db")) as cur:
-        scenario = owner_mark("development", scenario="empty")
-        drop_database(cur, "layout_db_scenario_empty_template", mark=scenario)
-        drop_database(cur, "layout_db_scenario_empty", mark=scenario)
-        drop_database(cur, "layout_db", mark=owner_mark("development"))
 
 
 @pytest.mark.parametrize(

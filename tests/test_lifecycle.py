@@ -19,16 +19,10 @@ from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
 from tests.helpers import config_for
+from tests.server import scratch_database
 
-
-@pytest.fixture
-def fresh_config(postgresql_server, request):
-    """A config for a database that does not exist yet on the run's server; dropped afterwards."""
-    name = f"ops_{request.node.name[:40].lower()}"
-    config = config_for(postgresql_server, name)
-    yield config
-    with admin_cursor(config) as cur:
-        drop_database(cur, name, mark=owner_mark("testing"))
+# A config for a database that does not exist yet on the run's server; dropped afterwards.
+fresh_config = scratch_database("ops_{test}")
 
 
 def test_init_creates_migrates_and_a_second_run_changes_nothing(fresh_config):

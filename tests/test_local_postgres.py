@@ -24,8 +24,8 @@ from devtools.postgres.binaries import find_bindir
 from devtools.postgres.cluster import LocalCluster, Status
 from devtools.postgres.throwaway import throwaway_cluster
 from devtools.processes import free_port
+from tests.helpers import ROOT, default_sigint
 
-ROOT = Path(__file__).resolve().parent.parent
 as_root = os.geteuid() == 0
 
 
@@ -224,7 +224,7 @@ def run_inner(tmp_path, source):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         # An xdist worker ignores SIGINT and a child would inherit that; give the inner run Ctrl-C back.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     return process, report
 

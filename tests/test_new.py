@@ -24,9 +24,8 @@ import pytest
 from devtools import new
 from devtools.errors import NewProjectError
 from project.configuration import load_config
-from tests.helpers import inv, task_env
+from tests.helpers import ROOT, inv, task_env
 
-ROOT = Path(__file__).resolve().parent.parent
 OLD = new.current_package(ROOT)  # the package this copy of the test lives in; a generated project has its own
 PACKAGE = "shop" if OLD != "shop" else "store"
 

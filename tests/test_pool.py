@@ -8,22 +8,14 @@ import logging
 
 import pytest
 
-from devtools import lifecycle
-from devtools.databases import admin_cursor, drop_database, owner_mark
-from devtools.target import resolve
-from tests.helpers import config_for
+from devtools.databases import admin_cursor
+from tests.server import scratch_database
 
 DBNAME = "pool_db"
 
 
-@pytest.fixture(scope="module")
-def pool_config(postgresql_server):
-    """A database of this module's own, since these tests commit through the app's real pool."""
-    config = config_for(postgresql_server, DBNAME)
-    lifecycle.init_database(resolve(config))
-    yield config
-    with admin_cursor(config) as cur:
-        drop_database(cur, DBNAME, mark=owner_mark("testing"))
+# A database of this module's own, since these tests commit through the app's real pool.
+pool_config = scratch_database("pool_db", migrated=True, scope="module")
 
 
 @pytest.fixture

@@ -59,8 +59,8 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         finally:
             process.terminate()
             process.wait(timeout=30)
-        access = [line for line in log.read_text().splitlines() if "GET /users" in line]
-        assert access and "6.6.6.6" not in "\n".join(access) and access[0].startswith("127.0.0.1 ")
+        access = [json.loads(line) for line in log.read_text().splitlines() if "GET /users" in line]
+        assert access and "6.6.6.6" not in log.read_text() and access[0]["remote_addr"] == "127.0.0.1"
     finally:
         # A database marked as production's is never dropped, not even here; the run's server goes with the run.
         with admin_cursor(config_for(postgresql_server, "postgres")) as cur, pytest.raises(DatabaseError):

@@ -20,10 +20,9 @@ import pytest
 from devtools.postgres import binaries
 from devtools.postgres.binaries import find_bindir
 from devtools.processes import free_port
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task, task_env
+from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY, interrupt, request, start_task, task_env
 from tests.helpers import inv as run_inv
 
-ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
 
 
@@ -94,11 +93,14 @@ def cluster_passfile(copy) -> Path:
 def test_prod_serves_users_through_gunicorn_over_tls_where_the_binaries_have_it(copy):
     port = free_port()
     env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "GUNICORN_WORKERS": "1"}
-    process = serving(copy, ["prod"], port, env)
+    metrics_port = free_port()  # not the default 9464, which another run on the machine may hold
+    process = serving(copy, ["prod", "--metrics-port", str(metrics_port)], port, env)
     try:
         status, body = request(f"http://127.0.0.1:{port}/users")
         assert status == 200 and json.loads(body)["users"] == []
         assert request(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        status, body = request(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200 and b'http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in body
         cluster = json.loads((copy / "config" / "development.json").read_text())
         port_of_cluster = next(e["value"] for e in cluster if e["name"] == "POSTGRES_PORT")
         conn = psycopg2.connect(

@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from devtools import lifecycle
 from devtools.databases import (
     admin_cursor,
     connect,
@@ -21,7 +20,6 @@ from devtools.databases import (
     database_exists,
     database_mark,
     drop_database,
-    owner_mark,
     table_counts,
 )
 from devtools.errors import DatabaseError, ScenarioError
@@ -29,21 +27,17 @@ from devtools.scenarios import background, catalogue, copying, runner, spares
 from devtools.scenarios.naming import ScenarioNames
 from devtools.target import resolve
 from scenarios import users as users_scenario
-from tests.helpers import config_for
+from tests.server import scratch_database
+
+scn_dev = scratch_database("scn_dev", migrated=True)
 
 
 @pytest.fixture
-def dev_config(postgresql_server):
+def dev_config(scn_dev):
     """A stand-in development database on the run's server, holding one user."""
-    config = config_for(postgresql_server, "scn_dev")
-    lifecycle.init_database(resolve(config))
-    with connect(config) as conn, conn.cursor() as cur:
+    with connect(scn_dev) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (email, name) VALUES ('keep@example.com', 'Keep')")
-    yield config
-    for name in catalogue.available():
-        runner.drop(resolve(config), name)  # waits for a background refill at work
-    with admin_cursor(config) as cur:
-        drop_database(cur, "scn_dev", mark=owner_mark("testing"))
+    return scn_dev
 
 
 def emails(config, name):

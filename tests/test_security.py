@@ -25,9 +25,8 @@ from devtools.postgres.cluster import LocalCluster
 from devtools.postgres.throwaway import reap_throwaways, throwaway_cluster
 from devtools.processes import free_port, wait_for_exit
 from project.configuration import load_config
-from tests.helpers import children
+from tests.helpers import ROOT, children
 
-ROOT = Path(__file__).resolve().parent.parent
 as_root = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not as_root, reason="acting as another OS account needs root (runuser)")
 

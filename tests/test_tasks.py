@@ -5,24 +5,19 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
 from devtools import cli
-from devtools.databases import admin_cursor, connect, drop_database, owner_mark, table_counts
+from devtools.databases import admin_cursor, connect, owner_mark, table_counts
 from devtools.postgres import binaries
 from devtools.postgres.binaries import find_bindir
-from devtools.scenarios import catalogue, runner
-from devtools.target import resolve
-from project.configuration import load_config
-from tests.helpers import STRONG, config_for, interrupt, one_sentence, request, start_task
+from tests.helpers import ROOT, STRONG, config_for, interrupt, one_sentence, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import inv as run_inv
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.server import scratch_database, server_environment
 
 
 def inv(*args, env=None):
@@ -30,22 +25,13 @@ def inv(*args, env=None):
     return run_inv(*args, env=env)
 
 
+cli_db = scratch_database("cli_db", config="development")
+
+
 @pytest.fixture
-def server_env(postgresql_server):
+def server_env(postgresql_server, cli_db):
     """Environment that points the development config at a database on the run's throwaway server."""
-    env = {
-        "APPLICATION_CONFIG": "development",
-        "POSTGRES_HOST": postgresql_server.host,
-        "POSTGRES_PORT": str(postgresql_server.port),
-        "POSTGRES_USER": postgresql_server.user,
-        "POSTGRES_DB": "cli_db",
-    }
-    yield env
-    development = resolve(load_config("development", environ=env))
-    for name in catalogue.available():
-        runner.drop(development, name)  # waits for a background refill at work
-    with admin_cursor(config_for(postgresql_server, "cli_db")) as cur:
-        drop_database(cur, "cli_db", mark=owner_mark("development"))
+    return {"APPLICATION_CONFIG": "development", **server_environment(postgresql_server, cli_db["POSTGRES_DB"])}
 
 
 def test_list_explains_every_task_in_one_line():

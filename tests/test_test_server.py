@@ -9,8 +9,8 @@ from devtools.databases import admin_cursor
 from devtools.migrations import head_revision
 from devtools.postgres import cache as data_cache
 from project.revisions import MIGRATIONS_DIR
-from tests.conftest import MIGRATED_DATABASE, RUN_DATABASE, start_server
 from tests.helpers import ROOT, config_for
+from tests.server import MIGRATED_DATABASE, RUN_DATABASE, start_server
 
 NEW_MIGRATION = '''"""add notes"""
 import sqlalchemy as sa
@@ -82,7 +82,7 @@ def test_making_the_databases_imports_nothing_into_the_process_that_collects_tes
     # The server is prepared in a background thread while pytest's main thread imports the test modules; alembic
     # or Flask imported in both threads at once can fail half-way, so the migrations run in a process of their own.
     code = (
-        "import sys; from tests.conftest import start_server; "
+        "import sys; from tests.server import start_server; "
         "cluster = start_server(); cluster.destroy(); "
         "print(not cluster.prepared, sorted(m for m in ('alembic', 'flask', 'sqlalchemy') if m in sys.modules))"
     )

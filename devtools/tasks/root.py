@@ -44,16 +44,25 @@ def new(c, dest, package=None, name=None, database=None):
     print(f"Next: cd {shlex.quote(str(created.dest))}, then follow its README's Quickstart.")
 
 
-@task(help={"host": "Address to listen on", "port": "Port to listen on"})
-def prod(c, host="127.0.0.1", port="8000", config="production"):
+@task(
+    help={
+        "host": "Address to listen on",
+        "port": "Port to listen on",
+        "metrics-port": "Loopback port of the metrics endpoint",
+    }
+)
+def prod(c, host="127.0.0.1", port="8000", metrics_port="9464", config="production"):
     """Simulate production: gunicorn on the local cluster."""
     from devtools import prod as simulation
 
     port = whole_number("--port", port, 1, 65535)
-    plan = simulation.prepare(load_config(config), host=host, port=port)
+    metrics_port = whole_number("--metrics-port", metrics_port, 1, 65535)
+    plan = simulation.prepare(load_config(config), host=host, port=port, metrics_port=metrics_port)
     for line in plan.messages:
         say(line)
     print(f"Serving the '{plan.config.name}' config through gunicorn on http://{host}:{port}; Ctrl-C stops it.")
+    if plan.env.get("METRICS_BIND"):
+        print(f"Metrics at http://{plan.env['METRICS_BIND']}/metrics.")
     cli.serve(c, plan.command, plan.env)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, has_request_context, jsonify
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from project.errors import first_line
 from project.extensions import db
+from project.request_ids import current_request_id
 
 
 def error_response(status: int, message: str, fields: dict[str, str] | None = None, headers=None):
@@ -16,6 +17,8 @@ def error_response(status: int, message: str, fields: dict[str, str] | None = No
     body = {"error": HTTP_STATUS_CODES.get(status, "Error"), "status": status, "message": message}
     if fields:
         body["fields"] = fields
+    if has_request_context():
+        body["request_id"] = current_request_id()
     response = jsonify(body)
     response.status_code = status
     if headers:
