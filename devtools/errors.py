@@ -10,6 +10,7 @@ __all__ = [
     "ComposeError",
     "ConfigError",
     "DatabaseError",
+    "DependencyError",
     "DeployError",
     "NewProjectError",
     "ScenarioError",
@@ -40,3 +41,8 @@ class NewProjectError(UserError):
 class DeployError(UserError):
     """A deployment cannot be rendered or checked as asked: no image, a literal secret, a bad secret location or
     option."""
+
+
+class DependencyError(UserError):
+    """The requirements cannot be compiled or changed as asked: a bad layer or requirement, or a resolution that
+    fails; the message carries the resolver's reason."""

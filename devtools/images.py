@@ -1,25 +1,34 @@
-"""The base images, pinned to exact versions here and nowhere else.
+"""The base images, pinned to exact versions in ``docker/base-images/Dockerfile`` and read from there alone.
 
-The compose tasks export them to compose (``PYTHON_IMAGE``, ``POSTGRES_IMAGE``); the PostgreSQL image
+That file is never built: its ``FROM image AS name`` lines are the pins, in the form Dependabot updates. The
+compose tasks export them to compose (``PYTHON_IMAGE``, ``POSTGRES_IMAGE``); the PostgreSQL image
 follows the config's ``POSTGRES_MAJOR_VERSION``, so the server in the containers is the major every other
 tool runs. ``python -m devtools.images python|debian|postgres [CONFIG]`` prints one, for a build by hand.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from devtools.errors import ComposeError
 
-PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
-DEBIAN_IMAGE = "debian:bookworm-20251117-slim"  # the reverse proxy's base (docker/proxy/Dockerfile)
-# One exact release per PostgreSQL major the project can run; add a line before raising the setting.
+PINS_FILE = Path(__file__).resolve().parent.parent / "docker" / "base-images" / "Dockerfile"
+
+
+def read_pins(path: Path = PINS_FILE) -> dict[str, str]:
+    """Return ``{stage name: image}`` from the ``FROM image AS name`` lines of ``path``."""
+    return dict((name, image) for image, name in re.findall(r"(?im)^FROM\s+(\S+)\s+AS\s+(\S+)\s*$", path.read_text()))
+
+
+_PINS = read_pins()
+PYTHON_IMAGE = _PINS["python"]
+DEBIAN_IMAGE = _PINS["debian"]  # the reverse proxy's base (docker/proxy/Dockerfile)
+# One exact release per PostgreSQL major the project can run.
 POSTGRES_IMAGES = {
-    "15": "postgres:15.18-bookworm",
-    "16": "postgres:16.14-bookworm",
-    "17": "postgres:17.10-bookworm",
-    "18": "postgres:18.6-bookworm",
+    name.removeprefix("postgres-"): image for name, image in _PINS.items() if name.startswith("postgres-")
 }
 
 
@@ -30,8 +39,8 @@ def postgres_image(major: str) -> str:
     except KeyError:
         known = ", ".join(POSTGRES_IMAGES)
         raise ComposeError(
-            f"POSTGRES_MAJOR_VERSION is {major}, and devtools/images.py pins no postgres image for it "
-            f"(pinned majors: {known}); add one there."
+            f"POSTGRES_MAJOR_VERSION is {major}, and docker/base-images/Dockerfile pins no postgres image for it "
+            f"(pinned majors: {known}); add a postgres-{major} stage there."
         ) from None
 
 

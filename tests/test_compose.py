@@ -268,6 +268,26 @@ def test_no_other_file_names_a_base_image():
         assert not re.search(r"image:\s*(python|postgres|debian):", text), path
 
 
+def test_every_image_reference_in_the_repository_comes_from_the_pins_file():
+    # Any file git tracks, docs included: an exact image name (a pinned one, or one that the pins file does not
+    # hold) anywhere but the pins file is a second place to forget at the next update.
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    pattern = re.compile(r"\b(?:python|postgres|debian|nginx|ubuntu|alpine):[0-9a-z][\w.-]*\d[\w.-]*(?:@sha256:\w+)?")
+    found = {}
+    for name in tracked.stdout.split("\0"):
+        path = ROOT / name
+        if name and path.is_file() and path.resolve() != images.PINS_FILE:
+            hits = pattern.findall(path.read_text(errors="replace"))
+            if hits:
+                found[name] = hits
+    assert found == {}
+    assert set(images.read_pins().values()) == {
+        images.PYTHON_IMAGE,
+        images.DEBIAN_IMAGE,
+        *images.POSTGRES_IMAGES.values(),
+    }
+
+
 @pytest.mark.parametrize("name", ["development", "production", "testing"])
 def test_the_postgres_image_follows_the_configs_major_version(name, monkeypatch):
     from project.configuration import load_config

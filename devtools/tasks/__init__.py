@@ -8,11 +8,11 @@ user mistakes into one sentence and exit code 2.
 from __future__ import annotations
 
 from devtools import cli
-from devtools.tasks import compose, config, db, deploy, root, scenario
+from devtools.tasks import compose, config, db, deploy, deps, root, scenario
 
 cli.exit_2_on_usage_errors()
 
 ns = root.ns
-for namespace in (db, config, scenario, deploy, compose):
+for namespace in (db, config, scenario, deploy, compose, deps):
     ns.add_collection(namespace.ns)
 ns.configure({"run": {"echo": False}})
