@@ -124,7 +124,7 @@ def request(url: str, method: str = "GET", body: bytes | None = None, timeout: f
             return exc.code, exc.read()
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
     """Block until ``url``/healthz answers 200; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     while True:
