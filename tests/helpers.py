@@ -33,7 +33,7 @@ STRONG = {
 
 
 PROJECT_PARTS = (
-    *("project", "devtools", "config", "migrations", "scenarios"),
+    *("project", "devtools", "config", "migrations", "scenarios", "docker"),
     *("tasks.py", "wsgi.py", "gunicorn.conf.py", "pyproject.toml"),
 )
 
