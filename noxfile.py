@@ -156,7 +156,12 @@ def fresh(session: nox.Session) -> None:
     install(session)
     install_tls_binaries(session)
     hidden = without_system_postgres(session)
-    tests = session.posargs or ["tests/test_quickstart.py", "tests/test_health.py", "tests/test_local_postgres.py"]
+    tests = session.posargs or [
+        "tests/test_quickstart.py",
+        "tests/test_health.py",
+        "tests/test_local_postgres.py",
+        "tests/test_tasks.py::test_shell_runs_psql_on_the_database",
+    ]
     session.run(*hidden, "python", "-m", "pytest", "-p", "no:randomly", *tests, env=RUN_ENV, external=True)
 
 
