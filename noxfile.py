@@ -144,3 +144,13 @@ def rollout(session: nox.Session) -> None:
     if problem.strip():
         session.skip(problem.strip())
     session.run("python", "tests/rollout.py", *session.posargs, env=RUN_ENV)
+
+
+@nox.session(default=False)
+def podman(session: nox.Session) -> None:
+    """Run the rendered Kubernetes Deployment with podman kube play and check the pod (skips without podman)."""
+    install(session, "production")  # the render; the rest is the podman and docker CLIs
+    problem = session.run("python", "tests/kube_smoke.py", "--check", env=RUN_ENV, silent=True)
+    if problem.strip():
+        session.skip(problem.strip())
+    session.run("python", "tests/kube_smoke.py", env=RUN_ENV)

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+PAUSE_NOTED = 1.0  # seconds without a successful answer that the report lists one by one
+
 
 @dataclass
 class Report:
@@ -21,12 +23,18 @@ class Report:
     longest_pause: float = 0.0
     releases: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)
+    # Every pause longer than PAUSE_NOTED: (seconds since the load started when it ended, its length, the UTC
+    # time it ended, to match against the proxy's log).
+    pauses: list = field(default_factory=list)
 
     def summary(self) -> str:
         served = ", ".join(f"release {r}: {n}" for r, n in sorted(self.releases.items()))
         lines = [f"requests sent {self.sent}, failed {self.failed}, longest pause {self.longest_pause:.2f} s"]
         lines.append(f"answered by {served or 'nobody'}")
         lines += [f"  {n} x {what}" for what, n in self.failures.most_common(5)]
+        lines += [
+            f"  a pause of {length:.2f} s ending {at:.1f} s into the load, at {utc}" for at, length, utc in self.pauses
+        ]
         return "\n".join(lines)
 
 
@@ -41,10 +49,10 @@ class Load:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.last_success = 0.0
+        self.last_success = self.started = 0.0
 
     def start(self) -> None:
-        self.last_success = time.monotonic()
+        self.last_success = self.started = time.monotonic()
         self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(self.clients)]
         for thread in self.threads:
             thread.start()
@@ -90,7 +98,11 @@ class Load:
             self.report.sent += 1
             if outcome is None:
                 self.report.releases[release] += 1
-                self.report.longest_pause = max(self.report.longest_pause, now - self.last_success)
+                pause = now - self.last_success
+                self.report.longest_pause = max(self.report.longest_pause, pause)
+                if pause > PAUSE_NOTED:
+                    utc = time.strftime("%H:%M:%S", time.gmtime())
+                    self.report.pauses.append((now - self.started, pause, utc))
                 self.last_success = now
             else:
                 self.report.failed += 1

@@ -249,6 +249,38 @@ def migrated(image: str) -> bool:
     return False
 
 
+def proxy_trouble() -> list[str]:
+    """Return the proxy's error lines and the requests it answered slowly, retried or failed: where pauses come from."""
+    found = []
+    for line in container_logs("proxy").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            found.append(line)  # nginx's error log: upstream connect failures, time-outs
+            continue
+        slow, retried = float(entry.get("duration_s", 0)) > 0.5, "," in entry.get("upstream", "")
+        if slow or retried or entry.get("status", 200) >= 300:
+            found.append(f"{entry['time']} {entry['status']} {entry['duration_s']} s via {entry['upstream']}")
+    return found
+
+
+def web_timeline() -> list[str]:
+    """Return each web container's start and stop (UTC), address and image, to match against the proxy's log."""
+    label = f"label=com.docker.swarm.service.name={STACK}_web"
+    ids = docker("ps", "-aq", "--filter", label, check=False).split()
+    form = "{{.State.StartedAt}} {{.State.FinishedAt}} {{.Config.Image}} "
+    form += '{{index .Config.Labels "com.docker.swarm.task.id"}}'
+    found = []
+    for line in docker("inspect", "--format", form, *ids, check=False).splitlines() if ids else []:
+        started, stopped, image, task = (line.split() + [""] * 4)[:4]
+        # A stopped container has left its network; its task still names the address it had.
+        where = "{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}"
+        address = docker("inspect", "--format", where, task, check=False).split() if task else []
+        stopped = stopped[11:19] if not stopped.startswith("0001") else "running"
+        found.append(f"{started[11:19]} to {stopped:8} {' '.join(address) or '-':14} {image}")
+    return sorted(found)
+
+
 def remove_stack() -> None:
     """Remove the stack, its stopped containers and its network, waiting (within bounds) until they are gone."""
     docker("stack", "rm", STACK, check=False)
@@ -302,6 +334,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix=f"{STACK}-"))
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 18080
     steps: dict[str, float] = {}
+    began: dict[str, float] = {}  # when each step under load began, in seconds into the load
     load = None
     try:
         started = time.monotonic()
@@ -332,21 +365,26 @@ def main() -> int:
         load = Load(f"http://127.0.0.1:{port}/readyz")
         load.start()
         time.sleep(5)
+        began["migrate and roll out release 2"] = time.monotonic() - load.started
         steps["migrate and roll out release 2"] = roll(workdir, config, f"{IMAGES}-web:2")
         time.sleep(5)
         rollback = release(workdir, config, f"{IMAGES}-web:1")["2-web"]
         started = time.monotonic()
+        began["roll back to release 1"] = started - load.started
         deploy(rollback)
         wait("web back on release 1", lambda: running("web", f"{IMAGES}-web:1", REPLICAS))
         steps["roll back to release 1"] = time.monotonic() - started
         time.sleep(5)
         started = time.monotonic()
+        began["bad release held back"] = started - load.started
         deploy(release(workdir, config, f"{IMAGES}-web:bad")["2-web"])
         wait("the bad release rolled back", lambda: update_state("web") == "rollback_completed", 300)
         steps["bad release held back"] = time.monotonic() - started
         held = running("web", f"{IMAGES}-web:1", REPLICAS)
         time.sleep(5)
         report = load.stop()
+        trouble = proxy_trouble()
+        timeline = web_timeline()
     finally:
         if load is not None:
             load.stop()
@@ -355,8 +393,13 @@ def main() -> int:
             docker("secret", "rm", secret_name(checked, setting), check=False)
         shutil.rmtree(workdir, ignore_errors=True)
     for step, seconds in steps.items():
-        print(f"{step:40} {seconds:6.1f} s")
+        print(f"{step:40} {seconds:6.1f} s" + (f" (from {began[step]:.1f} s into the load)" if step in began else ""))
     print(report.summary())
+    if trouble:
+        print("the proxy's errors, and its requests that were slow, retried or not 2xx:")
+        print("\n".join(f"  {line}" for line in trouble[-40:]))
+    print("web containers (address, image, started, stopped, UTC):")
+    print("\n".join(f"  {line}" for line in timeline))
     print(f"after the bad release: {'release 1 still serves on every replica' if held else 'NOT release 1'}")
     return 0 if report.failed == 0 and held and report.releases.get("2") else 1
 

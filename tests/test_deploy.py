@@ -301,9 +301,21 @@ def test_kubernetes_secrets_are_references_by_name_never_values_and_split_by_rol
         "POSTGRES_PASSWORD": {"name": "app-production", "key": "POSTGRES_PASSWORD"},
     }
     assert {e["name"] for e in migrate["env"] if "valueFrom" in e} == {"SECRET_KEY", "POSTGRES_MIGRATION_PASSWORD"}
-    assert env_of(migrate) == {"DATABASE_ROLE": "migration"}  # overrides the ConfigMap's "app"
-    assert manifests["1-configmap"]["data"]["DATABASE_ROLE"] == "app"
+    assert env_of(migrate) == {"DATABASE_ROLE": "migration"}
+    assert env_of(web) == {"DATABASE_ROLE": "app"}
+    # Nothing a container sets is in the ConfigMap too: which one wins differs (podman: envFrom, Kubernetes: env).
+    assert "DATABASE_ROLE" not in manifests["1-configmap"]["data"]
     assert migrate["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
+
+
+def test_the_podman_smoke_runs_the_migration_jobs_pod_template_unchanged_as_a_pod():
+    from tests.kube_smoke import job_as_pod
+
+    job = rendering.render(production(), "kubernetes", IMAGE)["2-migrate-job"]
+    pod = job_as_pod(job)
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == job["metadata"]["name"]
+    assert pod["spec"] == job["spec"]["template"]["spec"]
+    assert pod["spec"]["restartPolicy"] == "Never"
 
 
 def test_each_image_gets_its_own_migration_job():

@@ -41,11 +41,13 @@ def get_many(base: str, paths: list[str], headers: dict[str, str]) -> list[int]:
 
 
 def access_lines(log, request_id: str, count: int, timeout: float = 10) -> list[dict]:
-    """Wait for ``count`` access lines naming ``request_id``: a worker logs a request after its client has the answer."""
+    """Wait for ``count`` access lines naming ``request_id`` (a worker logs a request after its client has the
+    answer)."""
     deadline = time.monotonic() + timeout
     while True:
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        ours = [line for line in lines if line.get("logger") == "gunicorn.access" and line.get("request_id") == request_id]
+        access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+        ours = [line for line in access if line.get("request_id") == request_id]
         if len(ours) >= count or time.monotonic() > deadline:
             return ours
         time.sleep(0.05)

@@ -16,6 +16,7 @@ from devtools.deploy.plan import (
     Size,
     volume_name,
 )
+from project.configuration import ROLE_PASSWORDS
 
 # The Kubernetes version the manifests are written for and validated against (tests/test_deploy.py).
 KUBERNETES_VERSION = "1.33.0"
@@ -41,13 +42,20 @@ def labels(plan: DeployPlan, component: str | None = None) -> dict[str, str]:
 
 
 def config_map(plan: DeployPlan) -> dict[str, Any]:
-    """Return the ConfigMap of the plain settings (as the web service sees them)."""
+    """Return the ConfigMap of the plain settings every process shares."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": plan.base, "labels": labels(plan)},
-        "data": dict(plan.environment("app")),
+        "data": shared_environment(plan),
     }
+
+
+def shared_environment(plan: DeployPlan) -> dict[str, str]:
+    """Return the plain settings that are the same for every role. What differs (DATABASE_ROLE) each container
+    sets itself, rather than overriding the ConfigMap: podman kube play lets envFrom win over env."""
+    first, *others = (dict(plan.environment(role)) for role in ROLE_PASSWORDS)
+    return {k: v for k, v in first.items() if all(other.get(k) == v for other in others)}
 
 
 def service(plan: DeployPlan) -> dict[str, Any]:
@@ -151,8 +159,8 @@ def migration_job_name(plan: DeployPlan) -> str:
 
 def container(plan: DeployPlan, name: str, role: str, size: Size) -> dict[str, Any]:
     """Return a container that connects as ``role``: the ConfigMap, what differs from it, and its secrets."""
-    environment = dict(plan.environment(role))
-    overrides = [{"name": k, "value": v} for k, v in environment.items() if dict(plan.environment("app"))[k] != v]
+    shared = shared_environment(plan)
+    own = [{"name": k, "value": v} for k, v in plan.environment(role) if k not in shared]
     secret_refs = [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": plan.base, "key": k}}} for k, _ in plan.secrets_for(role)
     ]
@@ -160,7 +168,7 @@ def container(plan: DeployPlan, name: str, role: str, size: Size) -> dict[str, A
         "name": name,
         "image": plan.image,
         "envFrom": [{"configMapRef": {"name": plan.base}}],
-        "env": overrides + secret_refs,
+        "env": own + secret_refs,
         "resources": {"requests": size.kubernetes, "limits": size.kubernetes},
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -33,9 +33,10 @@ EXPORT_SECRETS = 'for f in /run/secrets/*; do [ -f "$$f" ] && export "$${f##*/}=
 # Swarm has no preStop: on SIGTERM the web replica keeps serving DRAIN_SECONDS more, while swarm's DNS and the
 # proxies' resolvers (nginx asks every 5 s) forget it, and only then passes the signal on to gunicorn.
 DRAIN_SECONDS = 7
+# The trap is set before the command starts, so a SIGTERM that comes as soon as it runs still waits for the drain.
 RUN_DRAINED = (
-    '"$$@" & child=$$!; trap \'stopping=1; sleep {drain}; kill -TERM "$$child"\' TERM INT; '
-    'wait "$$child"; status=$$?; [ -n "$$stopping" ] && {{ wait "$$child"; status=$$?; }}; exit "$$status"'
+    'trap \'stopping=1; sleep {drain}; kill -TERM "$$!"\' TERM INT; "$$@" & '
+    'wait "$$!"; status=$$?; [ -n "$$stopping" ] && {{ wait "$$!"; status=$$?; }}; exit "$$status"'
 )
 # Ready means the database answers and the schema is at this image's head: a new replica takes traffic only
 # then, and an update whose replicas never get there is rolled back.
