@@ -16,8 +16,8 @@ from devtools.postgres import credentials, postmaster
 
 def test_a_passfile_has_one_line_per_host_for_exactly_that_port_and_user(tmp_path):
     path = tmp_path / "pgpass"
-    credentials.write_passfile(path, ["127.0.0.1", "/run/pg"], 15433, "postgres", "s3cret")
-    assert path.read_text() == "127.0.0.1:15433:*:postgres:s3cret\n/run/pg:15433:*:postgres:s3cret\n"
+    credentials.write_passfile(path, ["127.0.0.1", "/run/pg"], 15433, "postgres", "secret")
+    assert path.read_text() == "127.0.0.1:15433:*:postgres:secret\n/run/pg:15433:*:postgres:secret\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
