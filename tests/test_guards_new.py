@@ -216,7 +216,7 @@ def test_a_copy_renames_text_keeps_modes_links_and_binary_files(tmp_path, rename
     (source / "link").symlink_to("bin/run.py")
     chosen = new.Names("shop", "Corner Shop", "shop")
     for relative in ("bin/run.py", "blob.bin", "link"):
-        new._copy(source / relative, target / relative, relative, renamer, chosen)
+        new._copy(source / relative, target / relative, relative, renamer, chosen, with_example=True)
     assert (target / "bin" / "run.py").read_text() == "from shop.app import create_app\n"
     assert stat.S_IMODE((target / "bin" / "run.py").stat().st_mode) == 0o755
     assert (target / "blob.bin").read_bytes() == b"\xff\xfeproject\x00"
@@ -236,7 +236,7 @@ def test_the_readmes_title_becomes_the_projects(tmp_path, renamer, relative, tex
     source.parent.mkdir(parents=True)
     source.write_text(text)
     target = tmp_path / "target" / relative
-    new._copy(source, target, relative, renamer, new.Names("shop", "Corner Shop", "shop"))
+    new._copy(source, target, relative, renamer, new.Names("shop", "Corner Shop", "shop"), with_example=True)
     assert target.read_text() == copied
 
 
