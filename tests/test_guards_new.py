@@ -2,9 +2,12 @@
 copies and tidies, and how it undoes a half-made project (test_new.py makes whole projects with the real task)."""
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,32 @@ from devtools import identity, new
 from devtools.errors import NewProjectError
 from devtools.renaming import Renamer
 from tests.helpers import ROOT
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A project root of the test's own: the run's temporary directory may lie inside this checkout (nox's does)."""
+    found = tmp_path / "project"
+    found.mkdir()
+    return found
+
+
+@pytest.fixture
+def outside(tmp_path, monkeypatch):
+    """A directory beside the project root, where git looks no further up."""
+    found = tmp_path / "outside"
+    found.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    return found
+
+
+@pytest.fixture
+def scratch():
+    """A directory for ruff outside any folder ruff leaves out by default (nox's temporary directory is in .nox)."""
+    found = Path(tempfile.mkdtemp(prefix="guard-new-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    yield found
+    shutil.rmtree(found, ignore_errors=True)
+
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another account owns needs root")
 
@@ -137,36 +166,36 @@ def test_the_development_port_wraps_around_the_range_and_falls_back_to_the_deriv
 # -- the destination -------------------------------------------------------------------------------
 
 
-def test_a_new_or_empty_private_destination_is_accepted(tmp_path):
-    new.check_destination(ROOT, tmp_path / "absent")
-    empty = tmp_path / "empty"
+def test_a_new_or_empty_private_destination_is_accepted(root, outside):
+    new.check_destination(root, outside / "absent")
+    empty = outside / "empty"
     empty.mkdir(mode=0o700)
-    new.check_destination(ROOT, empty)
+    new.check_destination(root, empty)
 
 
 @pytest.mark.parametrize("where", ["inside", "file", "full"])
-def test_a_destination_inside_the_project_a_file_or_a_full_directory_is_refused(tmp_path, where):
-    dest = {"inside": ROOT / "build" / "shop", "file": tmp_path / "file", "full": tmp_path / "full"}[where]
-    (tmp_path / "file").write_text("")
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x").write_text("")
+def test_a_destination_inside_the_project_a_file_or_a_full_directory_is_refused(root, outside, where):
+    dest = {"inside": root / "build" / "shop", "file": outside / "file", "full": outside / "full"}[where]
+    (outside / "file").write_text("")
+    (outside / "full").mkdir()
+    (outside / "full" / "x").write_text("")
     said = {
         "inside": f"{dest} is inside this project; choose a directory outside it (e.g. ../shop).",
         "file": f"{dest} exists and is not a directory; choose a new directory.",
         "full": f"{dest} exists and is not empty; choose a new or empty directory.",
     }[where]
     with pytest.raises(NewProjectError) as refused:
-        new.check_destination(ROOT, dest)
+        new.check_destination(root, dest)
     assert str(refused.value) == said
 
 
 @pytest.mark.parametrize("bits", [0o020, 0o002, 0o022])
-def test_an_empty_destination_others_can_write_is_refused_with_its_mode(tmp_path, bits):
-    dest = tmp_path / "open"
+def test_an_empty_destination_others_can_write_is_refused_with_its_mode(root, outside, bits):
+    dest = outside / "open"
     dest.mkdir()
     dest.chmod(0o755 | bits)
     with pytest.raises(NewProjectError) as refused:
-        new.check_destination(ROOT, dest)
+        new.check_destination(root, dest)
     assert str(refused.value) == (
         f"{dest} is writable by other accounts (mode {0o755 | bits:o}), so another account could change the new "
         "project; choose a new directory, or an empty one that is yours and writable by you alone."
@@ -174,29 +203,29 @@ def test_an_empty_destination_others_can_write_is_refused_with_its_mode(tmp_path
 
 
 @pytest.mark.parametrize("mode", [0o700, 0o755, 0o1755, 0o2755])
-def test_an_empty_destination_only_its_owner_can_write_is_accepted(tmp_path, mode):
-    dest = tmp_path / "own"
+def test_an_empty_destination_only_its_owner_can_write_is_accepted(root, outside, mode):
+    dest = outside / "own"
     dest.mkdir()
     dest.chmod(mode)
-    new.check_destination(ROOT, dest)
+    new.check_destination(root, dest)
 
 
-def test_a_link_to_an_empty_private_directory_is_refused(tmp_path):
-    target = tmp_path / "target"
+def test_a_link_to_an_empty_private_directory_is_refused(root, outside):
+    target = outside / "target"
     target.mkdir(mode=0o700)
-    link = tmp_path / "link"
+    link = outside / "link"
     link.symlink_to(target)
     with pytest.raises(NewProjectError, match=r"link is a symbolic link, so another account could change"):
-        new.check_destination(ROOT, link)
+        new.check_destination(root, link)
 
 
 @needs_root
-def test_an_empty_directory_another_account_owns_is_refused_naming_the_owner(tmp_path):
-    dest = tmp_path / "theirs"
+def test_an_empty_directory_another_account_owns_is_refused_naming_the_owner(root, outside):
+    dest = outside / "theirs"
     dest.mkdir(mode=0o700)
     os.chown(dest, 65534, 65534)
     with pytest.raises(NewProjectError, match=r"theirs is owned by uid 65534, not by this user, so another account"):
-        new.check_destination(ROOT, dest)
+        new.check_destination(root, dest)
 
 
 # -- copying and undoing ---------------------------------------------------------------------------
@@ -280,7 +309,8 @@ LONG = 'name = "a string that will not fit in forty"'
 TIDIED = "import os\nimport sys\n\nx = (1, 2)\n" + LONG + "\n"
 
 
-def test_tidying_sorts_the_imports_formats_and_reports_long_lines(tmp_path):
+def test_tidying_sorts_the_imports_formats_and_reports_long_lines(scratch):
+    tmp_path = scratch
     (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 40\n")
     (tmp_path / "a.py").write_text("import sys\nimport os\nx=(1,\n  2)\nname = 'a string that will not fit in forty'\n")
     notes = new._tidy(tmp_path)
@@ -288,7 +318,8 @@ def test_tidying_sorts_the_imports_formats_and_reports_long_lines(tmp_path):
     assert notes == [f"a.py:{TIDIED.splitlines().index(LONG) + 1} is now longer than the line limit; wrap it."]
 
 
-def test_tidying_says_which_ruff_step_failed_and_why(tmp_path):
+def test_tidying_says_which_ruff_step_failed_and_why(scratch):
+    tmp_path = scratch
     (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 'not a number'\n")
     (tmp_path / "a.py").write_text("import os\n")
     notes = new._tidy(tmp_path)
@@ -304,7 +335,8 @@ def test_without_ruff_tidying_is_left_to_the_user(tmp_path, monkeypatch):
     ]
 
 
-def test_a_ruff_on_the_path_is_used_when_this_python_has_none(tmp_path, monkeypatch):
+def test_a_ruff_on_the_path_is_used_when_this_python_has_none(scratch, monkeypatch):
+    tmp_path = scratch
     ruff = subprocess.run(
         [sys.executable, "-c", "import ruff, sys; print(ruff.find_ruff_bin())"],
         capture_output=True,
@@ -353,10 +385,10 @@ def test_only_the_files_git_tracks_that_exist_are_copied(tmp_path):
     assert new.tracked_files(tmp_path) == ["kept.txt"]
 
 
-def test_a_directory_outside_git_is_refused(tmp_path):
+def test_a_directory_outside_git_is_refused(outside):
     with pytest.raises(NewProjectError) as refused:
-        new.tracked_files(tmp_path)
-    assert str(refused.value) == f"{tmp_path} is not a git checkout; `inv new` copies the files git tracks."
+        new.tracked_files(outside)
+    assert str(refused.value) == f"{outside} is not a git checkout; `inv new` copies the files git tracks."
 
 
 def test_without_git_the_copy_is_refused_saying_why(tmp_path, monkeypatch):
@@ -366,11 +398,11 @@ def test_without_git_the_copy_is_refused_saying_why(tmp_path, monkeypatch):
     assert str(refused.value) == "git is not installed; `inv new` copies the files git tracks."
 
 
-def test_a_failing_git_command_is_named_with_gits_own_words(tmp_path):
+def test_a_failing_git_command_is_named_with_gits_own_words(outside):
     with pytest.raises(NewProjectError) as refused:
-        new._git(tmp_path, "-c", "core.pager=cat", "log", "--oneline")
+        new._git(outside, "-c", "core.pager=cat", "log", "--oneline")
     message = str(refused.value)
-    assert message.startswith(f"`git log` failed in {tmp_path}: fatal: not a git repository")
+    assert message.startswith(f"`git log` failed in {outside}: fatal: not a git repository")
     assert "\n" not in message and "  " not in message
 
 

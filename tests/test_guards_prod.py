@@ -90,7 +90,12 @@ def test_binaries_without_tls_are_said_to_talk_unencrypted(postgresql_server, mo
     cluster = postgresql_server.cluster
     monkeypatch.setattr(type(cluster), "supports_tls", lambda self: False)
     plan = production.prepare(production_config(POSTGRES_DB="prodguard"), cluster=cluster)
-    note = "These PostgreSQL binaries have no TLS support: the simulation talks to the database unencrypted."
+    from devtools.postgres import wheels
+
+    note = (
+        f"These PostgreSQL binaries ({cluster.bindir}) have no TLS support, so the simulation talks to the database "
+        f"unencrypted; {wheels.tls_advice()}."
+    )
     assert note in plan.messages
 
 
