@@ -142,3 +142,25 @@ def test_reserving_all_but_one_connection_is_allowed():
 
 def test_cpus_is_a_fraction_of_the_ecs_units():
     assert WEB_SIZE.cpus == 0.5 and not math.isnan(WEB_SIZE.cpus)
+
+
+@pytest.mark.parametrize(
+    ("options", "pool"),
+    [
+        ({"pool_size": 7, "max_overflow": 2}, 9),
+        ({"pool_size": 7}, 17),  # SQLAlchemy's QueuePool defaults: pool_size 5, max_overflow 10
+        ({"max_overflow": 2}, 7),
+        ({}, 15),
+    ],
+)
+def test_the_pool_is_the_config_classes_with_sqlalchemys_defaults_for_what_it_leaves_out(monkeypatch, options, pool):
+    asked = []
+
+    def config_class(name):
+        asked.append(name)
+        return type("Class", (), {"SQLALCHEMY_ENGINE_OPTIONS": options})
+
+    monkeypatch.setattr(connections, "config_class", config_class)
+    assert connections.budget(production(FLASK_CONFIG="development"), 1).pool == pool
+    assert connections.budget(without(production(), "FLASK_CONFIG"), 1).pool == pool
+    assert asked == ["development", "production"]
