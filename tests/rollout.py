@@ -250,18 +250,20 @@ def migrated(image: str) -> bool:
 
 
 def proxy_trouble() -> list[str]:
-    """Return the proxy's error lines and the requests it answered slowly, retried or failed: where pauses come from."""
-    found = []
+    """Return the proxy's error lines, its retried or failed requests and its 15 slowest: where pauses come from."""
+    found, slow = [], []
     for line in container_logs("proxy").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             found.append(line)  # nginx's error log: upstream connect failures, time-outs
             continue
-        slow, retried = float(entry.get("duration_s", 0)) > 0.5, "," in entry.get("upstream", "")
-        if slow or retried or entry.get("status", 200) >= 300:
-            found.append(f"{entry['time']} {entry['status']} {entry['duration_s']} s via {entry['upstream']}")
-    return found
+        said = f"{entry['time']} {entry['status']} {entry['duration_s']} s via {entry['upstream']}"
+        if "," in entry.get("upstream", "") or entry.get("status", 200) >= 300:
+            found.append(said)
+        elif float(entry.get("duration_s", 0)) > 0.5:
+            slow.append((float(entry["duration_s"]), said))
+    return found + [said for _, said in sorted(slow, reverse=True)[:15]]
 
 
 def web_timeline() -> list[str]:
@@ -409,7 +411,7 @@ def main() -> int:
         print(report.summary())
     if trouble:
         print("the proxy's errors, and its requests that were slow, retried or not 2xx:")
-        print("\n".join(f"  {line}" for line in trouble[-40:]))
+        print("\n".join(f"  {line}" for line in trouble[:60]))
     print("web containers (started, stopped, address, image; UTC), and the tasks when a step failed:")
     print("\n".join(f"  {line}" for line in timeline))
     if failure:
