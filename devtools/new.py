@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools import identity
+from devtools import example, identity
 from devtools.errors import NewProjectError
 from devtools.processes import port_in_use
 from devtools.renaming import Identity, Renamer
@@ -198,9 +198,15 @@ def _not_private(dest: Path) -> str | None:
 
 
 def create(
-    root: Path, dest: Path, package: str | None = None, title: str | None = None, database: str | None = None
+    root: Path,
+    dest: Path,
+    package: str | None = None,
+    title: str | None = None,
+    database: str | None = None,
+    with_example: bool = True,
 ) -> Created:
-    """Create a new project in ``dest`` from the project at ``root``; return what was created."""
+    """Create a new project in ``dest`` from the project at ``root``, with the example app or without it (see
+    devtools/example.py); return what was created."""
     dest = Path(dest).expanduser().absolute()
     files = tracked_files(root)
     old_package = current_package(root)
@@ -214,8 +220,10 @@ def create(
     existed = dest.is_dir()
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        for relative in files:
-            _copy(root / relative, dest / renamer.path(relative), relative, renamer, names)
+        for relative in files if with_example else [f for f in files if example.kept(f)]:
+            _copy(root / relative, dest / renamer.path(relative), relative, renamer, names, with_example)
+        for relative, text in {} if with_example else example.ADDED.items():
+            (dest / renamer.path(relative)).write_text(renamer.file(relative, text), encoding="utf-8")
         (dest / "CHANGELOG.md").write_text(CHANGELOG.format(name=names.title, commit=commit), encoding="utf-8")
         notes = _tidy(dest)
         _git(dest, "init", "-q", "-b", "main")
@@ -242,7 +250,7 @@ def _empty(dest: Path, remove: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-def _copy(source: Path, target: Path, relative: str, renamer: Renamer, names: Names) -> None:
+def _copy(source: Path, target: Path, relative: str, renamer: Renamer, names: Names, with_example: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_symlink():
         target.symlink_to(source.readlink())
@@ -252,7 +260,7 @@ def _copy(source: Path, target: Path, relative: str, renamer: Renamer, names: Na
     except UnicodeDecodeError:
         shutil.copy2(source, target)  # not text: no references to rename
         return
-    text = renamer.file(relative, text)
+    text = renamer.file(relative, text if with_example else example.edit(relative, text))
     if relative == "README.md" and text.startswith("# "):
         text = f"# {names.title}\n" + text.partition("\n")[2]
     target.write_text(text, encoding="utf-8")

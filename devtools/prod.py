@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import lifecycle
+from devtools.postgres import wheels
 from devtools.postgres.cluster import LocalCluster
 from devtools.target import Target, local_cluster
 from project import deploy_checks
@@ -54,10 +55,11 @@ def prepare(
     if found:
         raise ConfigError(f"Refusing to start under the '{config.name}' config: " + " ".join(found))
     target = Target(local, cluster)
-    messages = [target.ensure_running(), cluster.version_note(), str(lifecycle.init_database(target))]
+    messages = [target.ensure_running(), str(lifecycle.init_database(target))]
     if not cluster.supports_tls():
         messages.append(
-            "These PostgreSQL binaries have no TLS support: the simulation talks to the database unencrypted."
+            f"These PostgreSQL binaries ({cluster.bindir}) have no TLS support, so the simulation talks to the "
+            f"database unencrypted; {wheels.tls_advice()}."
         )
     command = [
         sys.executable,

@@ -110,6 +110,8 @@ def register_observability(app: Flask, values: Mapping[str, Any]) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions to ``app``."""
+    import project.models  # noqa: F401  the models' tables, which migrations are compared with, whatever imports them
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR") or MIGRATIONS_DIR))
     with app.app_context():

@@ -21,6 +21,10 @@ always the throwaway server's: no variable in the shell can point a test at anot
 
 Starting from a scenario: mark a test ``@pytest.mark.scenario("users", size=20, seed=1)`` and the scenario's
 own code fills the test's transaction before the test runs (see scenarios/README.md).
+
+The run's database has the app's schema, for the app's tests (tests/example/ and yours). The tooling's tests use
+a domain of their own instead (tests/domain: ``domain_migrations``, ``domain_scenarios`` and the scratch
+databases of ``tests.server.scratch_database``), so they pass whatever the app's models become.
 """
 
 from __future__ import annotations
@@ -122,6 +126,28 @@ def app(_session_app, request):
             seed = marker.kwargs.get("seed", catalogue.DEFAULT_SEED)
             catalogue.get(name).fill(connection, size=size, rng=random.Random(seed))
         yield _session_app
+
+
+@pytest.fixture(scope="session")
+def domain_migrations(tmp_path_factory):
+    """A migrations directory with the project's alembic set-up and the tests' own revisions (tests/domain)."""
+    from tests import domain
+
+    return domain.migrations_dir(tmp_path_factory.mktemp("domain") / "migrations")
+
+
+@pytest.fixture
+def domain_scenarios():
+    """Make the tests' own scenarios (tests/domain/scenarios) the ones the scenario commands know.
+
+    A patch of its own rather than the ``monkeypatch`` fixture's, so that a test's own ``monkeypatch`` patches
+    are still undone before its scratch databases are dropped."""
+    from devtools.scenarios import catalogue
+    from tests import domain
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(catalogue, "SCENARIO_DIR", domain.SCENARIOS)
+        yield domain.SCENARIOS
 
 
 @pytest.fixture

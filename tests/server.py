@@ -134,14 +134,18 @@ def server_environment(server: Server, dbname: str) -> dict[str, str]:
 
 
 def drop_scratch(config: Config) -> None:
-    """Drop the database ``config`` names and the scenarios loaded from it (after any background refill)."""
+    """Drop the database ``config`` names and the scenarios loaded from it, the project's and the tests' own
+    (tests/domain), after any background refill."""
     from devtools.databases import admin_cursor, drop_database, owner_mark
     from devtools.scenarios import catalogue, runner
     from devtools.target import resolve
+    from tests import domain
 
     target = resolve(config)
-    for name in catalogue.available():
-        runner.drop(target, name)
+    for directory in (ROOT / "scenarios", domain.SCENARIOS):
+        with mock.patch.object(catalogue, "SCENARIO_DIR", directory):
+            for name in catalogue.available():
+                runner.drop(target, name)
     with admin_cursor(config) as cur:
         drop_database(cur, config["POSTGRES_DB"], mark=owner_mark(config.name))
 
@@ -153,10 +157,15 @@ def short_name(node) -> str:
     return f"{node.name[:20].lower().rstrip('_')}_{digest}"
 
 
-def scratch_database(name: str, *, config: str = "testing", migrated: bool = False, scope: str = "function"):
+def scratch_database(
+    name: str, *, config: str = "testing", migrated: bool = False, scope: str = "function", domain: bool = True
+):
     """Return a fixture yielding config ``config`` pointed at database ``name`` on the run's server (``{test}``
     in ``name`` becomes the test's name), created and migrated first when ``migrated``; the database and the
-    scenarios loaded from it are dropped when the fixture ends."""
+    scenarios loaded from it are dropped when the fixture ends.
+
+    With ``domain`` (the default) the config's migrations are the tests' own (tests/domain); ``domain=False``
+    leaves the project's, for tests whose code under test reads the config afresh (tasks run in-process)."""
 
     @pytest.fixture(scope=scope)
     def scratch(postgresql_server, request):
@@ -165,6 +174,8 @@ def scratch_database(name: str, *, config: str = "testing", migrated: bool = Fal
 
         dbname = name.format(test=short_name(request.node))
         values = scratch_config(postgresql_server, dbname, config)
+        if domain:
+            values = values.replace(MIGRATIONS_DIR=str(request.getfixturevalue("domain_migrations")))
         try:
             if migrated:
                 lifecycle.init_database(resolve(values))

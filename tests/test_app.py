@@ -138,10 +138,14 @@ def test_production_adds_hsts_and_trusts_its_proxy(database):
     assert seen == {"addr": "203.0.113.9", "scheme": "https"}
 
 
-def test_body_over_the_limit_is_a_json_413(client, app):
+def test_body_over_the_limit_is_a_json_413(database):
+    from flask import request
+
+    from project import create_app
+
+    app = create_app("testing", overrides=database)
     app.config["MAX_CONTENT_LENGTH"] = 100
-    try:
-        response = client.post("/users", data="x" * 200, content_type="application/json")
-    finally:
-        app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.add_url_rule("/echo", "echo", lambda: {"length": len(request.get_data())}, methods=["POST"])
+    assert app.test_client().post("/echo", data="x" * 100, content_type="application/json").json == {"length": 100}
+    response = app.test_client().post("/echo", data="x" * 200, content_type="application/json")
     assert response.status_code == 413 and response.is_json

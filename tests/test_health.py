@@ -11,6 +11,7 @@ import pytest
 from devtools import migrations
 from devtools.databases import admin_cursor
 from devtools.postgres.throwaway import throwaway_cluster
+from tests import domain
 from tests.helpers import gunicorn, production_database, production_env, request
 from tests.server import scratch_database
 
@@ -26,6 +27,7 @@ def test_readyz_reports_the_migration_head(client):
     assert response.json == {"status": "ready", "revision": migrations.head_revision()}
 
 
+# With the tests' own migrations (tests/domain): readiness compares the app's revisions with the database's.
 migrated_db = scratch_database("ready_{test}", migrated=True)
 
 
@@ -38,6 +40,10 @@ def test_readyz_is_503_when_the_schema_is_behind(migrated_db):
     assert "schema is at revision none" in response.json["message"]
 
 
+# The real app plus a view that reads from the database (tests/slow_wsgi.py), the app's own views aside.
+PROBE_APP = "tests.slow_wsgi:app"
+
+
 @pytest.fixture(scope="module")
 def own_cluster():
     """A server this module may stop and start without disturbing the other tests."""
@@ -47,31 +53,28 @@ def own_cluster():
 
 
 def test_outage_gives_quick_503s_and_the_same_worker_recovers(own_cluster):
-    with gunicorn(production_env(own_cluster, "outage")) as server:
-        status, body = request(
-            f"{server.url}/users", "POST", json.dumps({"email": "o@example.com", "name": "O"}).encode()
-        )
-        assert status == 201
-        user_url = f"{server.url}/users/{json.loads(body)['id']}"
-        assert request(user_url)[0] == 200
+    with gunicorn(production_env(own_cluster, "outage"), app=PROBE_APP) as server:
+        probe_url = f"{server.url}/probe"
+        status, body = request(probe_url)
+        assert status == 200 and json.loads(body) == {"database": "outage"}
         workers = server.workers()
 
         own_cluster.stop()
         try:
-            status, body = request(user_url)
+            status, body = request(probe_url)
             assert status == 503 and json.loads(body)["message"].startswith("The database is unavailable")
             assert request(f"{server.url}/readyz")[0] == 503
             assert request(f"{server.url}/healthz")[0] == 200
         finally:
             own_cluster.start()
 
-        assert request(user_url)[0] == 200
+        assert request(probe_url)[0] == 200
         assert request(f"{server.url}/readyz")[0] == 200
         assert server.workers() == workers
 
 
 def test_first_request_after_a_database_restart_succeeds_on_the_same_worker(own_cluster):
-    with gunicorn(production_env(own_cluster, "outage")) as server:
+    with gunicorn(production_env(own_cluster, "outage"), app=PROBE_APP) as server:
         assert request(f"{server.url}/readyz")[0] == 200  # the worker's pool now holds one open connection
         workers = server.workers()
         # No request while the server is down, so nothing has told the pool that its connection died: the ping
@@ -79,7 +82,7 @@ def test_first_request_after_a_database_restart_succeeds_on_the_same_worker(own_
         # between that dead connection and the next request.
         own_cluster.stop()
         own_cluster.start()
-        status, body = request(f"{server.url}/users")
+        status, body = request(f"{server.url}/probe")
         assert status == 200, body
         assert server.workers() == workers
 
@@ -105,7 +108,7 @@ def test_readyz_stays_ready_when_a_newer_release_migrated_the_schema(migrated_db
     assert response.status_code == 200
     assert response.json == {
         "status": "ready",
-        "revision": migrations.head_revision(),
+        "revision": domain.HEAD,
         "database_revision": "f00dfacecafe",
     }
 

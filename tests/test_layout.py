@@ -79,11 +79,12 @@ def counted(monkeypatch):
     return ns, calls
 
 
-layout_db = scratch_database("layout_db", config="development")
+# The tasks read the development config afresh, with the project's migrations; the scenario is the tests' own.
+layout_db = scratch_database("layout_db", config="development", domain=False)
 
 
 @pytest.fixture
-def pointed_at(postgresql_server, layout_db, monkeypatch):
+def pointed_at(postgresql_server, layout_db, domain_scenarios, monkeypatch):
     """Point the development config at a fresh database on the run's throwaway server."""
     for key, value in server_environment(postgresql_server, layout_db["POSTGRES_DB"]).items():
         monkeypatch.setenv(key, value)
@@ -91,7 +92,7 @@ def pointed_at(postgresql_server, layout_db, monkeypatch):
 
 @pytest.mark.parametrize(
     ("task", "args"),
-    [("db.init", ()), ("scenario.load", ("empty",)), ("db.upgrade", ())],
+    [("db.init", ()), ("scenario.load", ("blank",)), ("db.upgrade", ())],
 )
 def test_a_task_resolves_its_target_once(counted, pointed_at, task, args, capsys):
     from invoke import Context
@@ -124,7 +125,7 @@ def apps_built(monkeypatch):
         ("db.init", (), "base"),  # reads the revision, then migrates
         ("db.upgrade", (), "base"),  # migrates, then reads the revision it reached
         ("db.downgrade", ("base",), "head"),
-        ("scenario.load", ("empty",), "head"),  # migrates the scenario's database, then fills it
+        ("scenario.load", ("blank",), "head"),  # migrates the scenario's database, then fills it
     ],
 )
 def test_a_tasks_migration_steps_build_the_app_once(pointed_at, layout_db, apps_built, task, args, before):
@@ -174,10 +175,10 @@ def test_scenario_load_opens_at_most_two_admin_connections(pointed_at, layout_db
     target = resolve(layout_db)
     lifecycle.init_database(target)
     if existing:
-        runner.load(target, "empty")
-        runner.wait_for_refill(target, "empty")
+        runner.load(target, "blank")
+        runner.wait_for_refill(target, "blank")
     before = len(admin_connects())
-    ns["scenario.load"](Context(), "empty", force=existing, config="development")
-    runner.wait_for_refill(target, "empty")  # the background process has connected by the time it lets go
+    ns["scenario.load"](Context(), "blank", force=existing, config="development")
+    runner.wait_for_refill(target, "blank")  # the background process has connected by the time it lets go
     connects = admin_connects()[before:-1]  # the wait's own connection is the last
     assert connects == ["postgres", "postgres"]  # the load's, and the background process's that makes the spare

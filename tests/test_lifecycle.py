@@ -22,19 +22,24 @@ from devtools.databases import (
 from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
+from tests import domain
 from tests.helpers import Killed, KilledAfter, config_for
 from tests.server import scratch_database
 
-# A config for a database that does not exist yet on the run's server; dropped afterwards.
+# A config for a database that does not exist yet on the run's server, with the tests' own migrations
+# (tests/domain); dropped afterwards.
 fresh_config = scratch_database("ops_{test}")
+# The same with the project's own migrations, for comparing them with the project's models: they agree in any
+# project, whatever its models are.
+project_config = scratch_database("opsp_{test}", domain=False)
 
 
 def test_init_creates_migrates_and_a_second_run_changes_nothing(fresh_config):
     first = lifecycle.init_database(resolve(fresh_config))
-    assert first.created and first.after == migrations.head_revision()
+    assert first.created and first.after == domain.HEAD
     assert "created and migrated" in str(first)
     second = lifecycle.init_database(resolve(fresh_config))
-    assert not second.created and second.before == second.after == migrations.head_revision()
+    assert not second.created and second.before == second.after == domain.HEAD
     assert "already up to date" in str(second) and "nothing changed" in str(second)
 
 
@@ -46,43 +51,40 @@ def test_downgrade_then_init_migrates_forward_again(fresh_config):
     assert "migrated from revision none" in str(report)
 
 
-def test_models_match_the_migrations(fresh_config):
-    lifecycle.init_database(resolve(fresh_config))
-    assert migrations.check_models(fresh_config) is None
+def test_models_match_the_migrations(project_config):
+    lifecycle.init_database(resolve(project_config))
+    assert migrations.check_models(project_config) is None
 
 
-def test_check_reports_a_schema_that_differs_from_the_models(fresh_config):
-    lifecycle.init_database(resolve(fresh_config))
-    with admin_cursor(fresh_config, dbname=fresh_config["POSTGRES_DB"]) as cur:
-        cur.execute("ALTER TABLE users ADD COLUMN nickname text")
-    assert "nickname" in migrations.check_models(fresh_config)
+def test_check_reports_a_schema_that_differs_from_the_models(project_config):
+    lifecycle.init_database(resolve(project_config))
+    with admin_cursor(project_config, dbname=project_config["POSTGRES_DB"]) as cur:
+        cur.execute("CREATE TABLE stray (nickname text)")
+    assert "stray" in migrations.check_models(project_config)
 
 
-def test_check_on_a_database_behind_head_says_so(fresh_config):
-    lifecycle.init_database(resolve(fresh_config))
-    migrations.downgrade(fresh_config, "base")
+def test_check_on_a_database_behind_head_says_so(project_config):
+    lifecycle.init_database(resolve(project_config))
+    migrations.downgrade(project_config, "base")
     with pytest.raises(DatabaseError, match="Target database is not up to date"):
-        migrations.check_models(fresh_config)
+        migrations.check_models(project_config)
 
 
-def test_autogenerate_writes_nothing_when_models_match(fresh_config):
-    lifecycle.init_database(resolve(fresh_config))
-    assert migrations.autogenerate(fresh_config, "nothing to do") is None
+def test_autogenerate_writes_nothing_when_models_match(project_config):
+    lifecycle.init_database(resolve(project_config))
+    assert migrations.autogenerate(project_config, "nothing to do") is None
 
 
 def test_reset_rebuilds_an_owned_database(fresh_config):
-    lifecycle.init_database(resolve(fresh_config))
-    with migrations.app_context(fresh_config):
-        from project.extensions import db
-        from project.models import User
-
-        db.session.add(User(email="a@b.co", name="A"))
-        db.session.commit()
-    report = lifecycle.reset_database(resolve(fresh_config))
-    assert report.created
     from devtools.databases import table_counts
 
-    assert table_counts(fresh_config, fresh_config["POSTGRES_DB"]) == {"users": 0}
+    lifecycle.init_database(resolve(fresh_config))
+    with admin_cursor(fresh_config, dbname=fresh_config["POSTGRES_DB"]) as cur:
+        cur.execute("INSERT INTO items (label) VALUES ('a')")
+        cur.execute("CREATE TABLE stray (nickname text)")
+    report = lifecycle.reset_database(resolve(fresh_config))
+    assert report.created and report.after == domain.HEAD
+    assert table_counts(fresh_config, fresh_config["POSTGRES_DB"]) == {"items": 0}
 
 
 def test_reset_refuses_a_database_the_project_did_not_create(postgresql_server):
@@ -138,7 +140,7 @@ def test_uses_local_cluster_only_for_loopback_on_the_cluster_port():
 
 def test_owner_marks_name_the_config_and_the_scenario():
     assert owner_mark("testing") == "managed by the project; config testing"
-    assert owner_mark("testing", scenario="users") == "managed by the project; config testing; scenario users"
+    assert owner_mark("testing", scenario="items") == "managed by the project; config testing; scenario items"
 
 
 def test_a_name_postgresql_would_truncate_is_refused():

@@ -1,7 +1,8 @@
 """The connection pool after its connections die: a ping only for idle connections, one retry for safe requests.
 
 Connections are cut with ``pg_terminate_backend``, as a database restart or a failover cuts them, while the
-server stays up, so each test sees exactly one dead connection and nothing else changing.
+server stays up, so each test sees exactly one dead connection and nothing else changing. The views and the
+table are the tests' own (tests/domain), not the app's.
 """
 
 import logging
@@ -9,6 +10,7 @@ import logging
 import pytest
 
 from devtools.databases import admin_cursor
+from tests import domain
 from tests.server import scratch_database
 
 DBNAME = "pool_db"
@@ -26,6 +28,7 @@ def pool_app(pool_config):
 
     overrides = {**pool_config, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}}
     app = create_app("testing", overrides=overrides)
+    domain.add_item_views(app)
     app.config["TESTING"] = False  # errors become responses, as in production
     yield app
     with app.app_context():
@@ -56,27 +59,27 @@ def cut_app_connections(config) -> int:
         return cur.fetchone()[0]
 
 
-def make_user(client, email):
-    response = client.post("/users", json={"email": email, "name": "Pool"})
+def make_item(client, label):
+    response = client.post("/items", json={"label": label})
     assert response.status_code == 201, response.json
     return response.json["id"]
 
 
 def test_a_connection_used_a_moment_ago_is_not_pinged(pool_app, pings):
     client = pool_app.test_client()
-    user_id = make_user(client, "warm@example.com")
+    item_id = make_item(client, "warm@example.com")
     for _ in range(3):
-        assert client.get(f"/users/{user_id}").status_code == 200
+        assert client.get(f"/items/{item_id}").status_code == 200
     assert pings == []
 
 
 def test_an_idle_connection_is_pinged_and_replaced_when_dead(pool_app, pool_config, pings, caplog):
     client = pool_app.test_client()
-    user_id = make_user(client, "idle@example.com")
+    item_id = make_item(client, "idle@example.com")
     _age_pooled_connections(pool_app)
     assert cut_app_connections(pool_config) == 1
     with caplog.at_level(logging.INFO, logger=pool_app.logger.name):
-        response = client.get(f"/users/{user_id}")
+        response = client.get(f"/items/{item_id}")
     assert response.status_code == 200, response.json
     assert pings == [1]
     assert not any("retrying" in r.getMessage() for r in caplog.records)  # the ping, not the retry, caught it
@@ -84,10 +87,10 @@ def test_an_idle_connection_is_pinged_and_replaced_when_dead(pool_app, pool_conf
 
 def test_an_idle_connection_that_is_alive_is_kept(pool_app, pool_config, pings):
     client = pool_app.test_client()
-    user_id = make_user(client, "alive@example.com")
+    item_id = make_item(client, "alive@example.com")
     _age_pooled_connections(pool_app)
     backends = _app_backends(pool_config)
-    assert client.get(f"/users/{user_id}").status_code == 200
+    assert client.get(f"/items/{item_id}").status_code == 200
     assert pings == [1]
     assert _app_backends(pool_config) == backends
 
@@ -110,12 +113,12 @@ def _age_pooled_connections(app) -> None:
 
 def test_a_safe_request_on_a_cut_connection_runs_again_on_a_new_one(pool_app, pool_config, pings, caplog):
     client = pool_app.test_client()
-    user_id = make_user(client, "safe@example.com")
+    item_id = make_item(client, "safe@example.com")
     assert cut_app_connections(pool_config) == 1
     with caplog.at_level(logging.INFO, logger=pool_app.logger.name):
-        response = client.get(f"/users/{user_id}")
+        response = client.get(f"/items/{item_id}")
     assert response.status_code == 200, response.json
-    assert response.json["email"] == "safe@example.com"
+    assert response.json["label"] == "safe@example.com"
     assert pings == []  # the retry, not a ping, got past the dead connection
     assert any("retrying GET" in r.getMessage() for r in caplog.records)
 
@@ -128,20 +131,21 @@ def test_readyz_on_a_cut_connection_stays_ready(pool_app, pool_config):
 
 
 def test_an_unsafe_request_on_a_cut_connection_fails_once_and_is_not_repeated(pool_app, pool_config):
+    from sqlalchemy import text
+
     from project.extensions import db
-    from project.models import User
 
     client = pool_app.test_client()
-    make_user(client, "first@example.com")
+    make_item(client, "first@example.com")
     assert cut_app_connections(pool_config) == 1
-    response = client.post("/users", json={"email": "second@example.com", "name": "Pool"})
+    response = client.post("/items", json={"label": "second@example.com"})
     assert response.status_code == 503
     assert response.json["message"].startswith("The database is unavailable")
     # The failure invalidated the pool: the very next request gets a new connection.
-    make_user(client, "third@example.com")
+    make_item(client, "third@example.com")
     with pool_app.app_context():
-        emails = set(db.session.scalars(db.select(User.email)))
-    assert "second@example.com" not in emails and {"first@example.com", "third@example.com"} <= emails
+        labels = set(db.session.scalars(text("SELECT label FROM items")))
+    assert "second@example.com" not in labels and {"first@example.com", "third@example.com"} <= labels
 
 
 @pytest.mark.parametrize(("marked", "runs", "status"), [(True, 1, 503), (False, 2, 200)])

@@ -26,7 +26,7 @@ def test_prepare_refuses_a_weak_secret(postgresql_server):
         production.prepare(config, cluster=postgresql_server.cluster)
 
 
-def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_server, tmp_path):
+def test_prepared_gunicorn_serves_under_the_production_config(postgresql_server, tmp_path):
     from devtools.processes import free_port
 
     port = free_port()
@@ -46,8 +46,9 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
             from tests.helpers import wait_until_serving
 
             wait_until_serving(f"http://127.0.0.1:{port}", process)
-            status, body = request(f"http://127.0.0.1:{port}/users", headers={"X-Forwarded-For": "6.6.6.6"})
-            assert status == 200 and json.loads(body)["users"] == []
+            # Readiness reads the schema's revision: a request that goes to the database, whatever the app's views.
+            status, body = request(f"http://127.0.0.1:{port}/readyz", headers={"X-Forwarded-For": "6.6.6.6"})
+            assert status == 200 and json.loads(body)["status"] == "ready"
             with admin_cursor(config_for(postgresql_server, "postgres")) as cur:
                 cur.execute(
                     "SELECT s.ssl, r.rolsuper, r.rolcreatedb, r.rolcreaterole FROM pg_stat_activity a "
@@ -59,7 +60,7 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         finally:
             process.terminate()
             process.wait(timeout=30)
-        access = [json.loads(line) for line in log.read_text().splitlines() if "GET /users" in line]
+        access = [json.loads(line) for line in log.read_text().splitlines() if "GET /readyz" in line]
         assert access and "6.6.6.6" not in log.read_text() and access[0]["remote_addr"] == "127.0.0.1"
     finally:
         # A database marked as production's is never dropped, not even here; the run's server goes with the run.
@@ -73,20 +74,23 @@ def test_prepared_gunicorn_serves_users_under_the_production_config(postgresql_s
         "CREATE TABLE intruder (id int)",
         "CREATE TEMPORARY TABLE intruder (id int)",
         "CREATE SCHEMA intruder",
-        "ALTER TABLE users ADD COLUMN intruder int",
-        "DROP TABLE users",
+        "ALTER TABLE probe ADD COLUMN intruder int",
+        "DROP TABLE probe",
         "CREATE ROLE intruder",
     ],
 )
 def test_the_app_role_cannot_change_the_schema(postgresql_server, statement):
-    from tests.helpers import STRONG_PASSWORD, production_database
+    from tests.helpers import OWNER_PASSWORD, STRONG_PASSWORD, production_database
 
     production_database(postgresql_server.cluster, "roles_db")
-    app = config_for(postgresql_server, "roles_db").replace(
-        POSTGRES_USER="app", POSTGRES_PASSWORD=STRONG_PASSWORD, POSTGRES_PASSFILE=""
-    )
+    database = config_for(postgresql_server, "roles_db").replace(POSTGRES_PASSFILE="")
+    owner = database.replace(POSTGRES_USER="app_owner", POSTGRES_PASSWORD=OWNER_PASSWORD)
+    with contextlib.closing(connect(owner)) as conn, conn.cursor() as cur:  # a table a migration would make
+        cur.execute("CREATE TABLE IF NOT EXISTS probe (id serial PRIMARY KEY, note text)")
+        conn.commit()
+    app = database.replace(POSTGRES_USER="app", POSTGRES_PASSWORD=STRONG_PASSWORD)
     with contextlib.closing(connect(app)) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id")
+        cur.execute("INSERT INTO probe (note) VALUES ('a row') RETURNING id")
         assert cur.fetchone()[0] >= 1
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cur.execute(statement)

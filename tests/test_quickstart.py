@@ -4,7 +4,9 @@ The copy's config/development.json points at a free port, so the local cluster t
 stop is the copy's, never the developer's.
 """
 
+import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -12,13 +14,24 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from devtools.errors import ClusterError
+from devtools.postgres import binaries
+from devtools.postgres.binaries import find_bindir
 from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
 from devtools.scenarios import catalogue
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
+from tests.helpers import (
+    STRONG_PASSWORD,
+    STRONG_SECRET_KEY,
+    copy_project,
+    interrupt,
+    request,
+    start_task,
+    task_env,
+)
 from tests.helpers import inv as run_inv
 
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
@@ -49,11 +62,9 @@ def test_dev_starts_the_cluster_serves_and_keeps_the_cluster_on_ctrl_c(copy):
     port = free_port()
     process = serving(copy, ["dev"], port)
     try:
-        url = f"http://127.0.0.1:{port}/users"
-        assert request(url)[0] == 200
-        body = json.dumps({"email": "ada@example.com", "name": "Ada"}).encode()
-        assert request(url, "POST", body)[0] == 201
-        assert [u["email"] for u in json.loads(request(url)[1])["users"]] == ["ada@example.com"]
+        # Readiness reads the schema's revision: the app answers from its migrated database.
+        status, body = request(f"http://127.0.0.1:{port}/readyz")
+        assert status == 200 and json.loads(body)["status"] == "ready"
     finally:
         output = interrupt(process)
     assert "the local PostgreSQL cluster" in output and "Database 'app_dev'" in output
@@ -68,21 +79,57 @@ def test_second_init_changes_nothing(copy):
     assert result.returncode == 0 and "already up to date" in result.stdout
 
 
-def test_prod_serves_users_through_gunicorn(copy):
+def cluster_passfile(copy) -> Path:
+    """Return the passfile of the copy's local cluster, from where `inv db.status` says its data lives."""
+    status = inv(copy, "db.status").stdout
+    data = re.search(r"^Data directory: (.+)/data \(", status, re.MULTILINE).group(1)
+    return Path(data) / "passfile"
+
+
+def test_prod_serves_through_gunicorn_over_tls_where_the_binaries_have_it(copy):
     port = free_port()
     env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "GUNICORN_WORKERS": "1"}
     metrics_port = free_port()  # not the default 9464, which another run on the machine may hold
     process = serving(copy, ["prod", "--metrics-port", str(metrics_port)], port, env)
     try:
-        status, body = request(f"http://127.0.0.1:{port}/users")
-        assert status == 200 and json.loads(body)["users"] == []
-        assert request(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        status, body = request(f"http://127.0.0.1:{port}/readyz")
+        assert status == 200 and json.loads(body)["status"] == "ready"
         status, body = request(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200 and b'http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in body
+        cluster = json.loads((copy / "config" / "development.json").read_text())
+        port_of_cluster = next(e["value"] for e in cluster if e["name"] == "POSTGRES_PORT")
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=port_of_cluster, user="postgres", dbname="app", passfile=cluster_passfile(copy)
+        )
+        with contextlib.closing(conn), conn.cursor() as cur:
+            cur.execute("SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'app'")
+            encrypted = {row[0] for row in cur.fetchall()}
     finally:
         output = interrupt(process)
     assert "Database 'app'" in output
     assert "Starting gunicorn" in output
+    declared = binaries.declared_major()
+    with_tls = binaries.links_openssl(find_bindir(declared) / "postgres")
+    assert encrypted == {with_tls}  # the app's connections, all encrypted when the server can
+    assert ("have no TLS support" in output) == (not with_tls)
+
+
+def test_status_and_shell_name_and_run_the_declared_major_version(copy):
+    assert inv(copy, "db.init").returncode == 0
+    declared = binaries.declared_major()
+    source = binaries.source(find_bindir(declared))
+    assert f"PostgreSQL: declared {declared}, found {declared} ({source}: " in inv(copy, "db.status").stdout
+    shell = subprocess.run(
+        [sys.executable, "-m", "invoke", "db.shell"],
+        cwd=copy,
+        env=task_env(),
+        input="SELECT count(*) AS n FROM users;\n\\echo client :VERSION_NUM\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 0 and "(1 row)" in shell.stdout, shell.stderr
+    assert int(re.search(r"^client (\d+)$", shell.stdout, re.MULTILINE).group(1)) // 10000 == declared
 
 
 def test_stop_then_start_keeps_the_data(copy):

@@ -1,25 +1,44 @@
-"""The commands as users type them: `inv ...` in a subprocess, exit codes and sentences included."""
+"""The commands as users type them: `inv ...` in a subprocess, exit codes and sentences included.
+
+They run in a copy of the project whose migrations and scenarios are the tests' own (tests/domain), so they pass
+whatever the app's are.
+"""
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
+from devtools import cli
 from devtools.databases import admin_cursor, connect, owner_mark, table_counts
-from devtools.scenarios import catalogue
+from devtools.postgres import binaries
+from devtools.postgres.binaries import find_bindir
+from tests import domain
 from tests.helpers import ROOT, STRONG, config_for, interrupt, one_sentence, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
 from tests.helpers import inv as run_inv
 from tests.server import scratch_database, server_environment
 
+copies: dict[str, Path] = {}
 
-def inv(*args, env=None):
-    """Run ``inv ARGS`` from the project root with ``env`` added."""
-    return run_inv(*args, env=env)
+
+@pytest.fixture(scope="module", autouse=True)
+def domain_project(tmp_path_factory):
+    """The project with the tests' own migrations and scenarios (tests/domain) in place of the app's."""
+    copies["domain"] = domain.project_copy(tmp_path_factory.mktemp("project-copy-") / "app")  # coverage maps it
+    yield copies["domain"]
+    copies.clear()
+
+
+def inv(*args, env=None, cwd=None):
+    """Run ``inv ARGS`` in the domain's project copy (or ``cwd``) with ``env`` added."""
+    return run_inv(*args, env=env, cwd=cwd or copies["domain"])
 
 
 cli_db = scratch_database("cli_db", config="development")
@@ -167,20 +186,20 @@ def test_config_export_formats():
 def test_scenario_load_then_list_shows_it_and_leaves_the_dev_database(server_env, postgresql_server):
     assert inv("db.init", env=server_env).returncode == 0
     before = table_counts(config_for(postgresql_server, "cli_db"), "cli_db")
-    load = inv("scenario.load", "users", "--size", "120", env=server_env)
+    load = inv("scenario.load", "items", "--size", "120", env=server_env)
     assert load.returncode == 0, load.stderr
-    assert "Scenario 'users' loaded into 'cli_db_scenario_users' (120 users)" in load.stdout
+    assert "Scenario 'items' loaded into 'cli_db_scenario_items' (120 items)" in load.stdout
     listing = inv("scenario.list", env=server_env)
     states = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines() if line.strip()}
-    expected = {name: "loaded" if name == "users" else "not" for name in catalogue.available()}  # "not loaded"
+    expected = {name: "loaded" if name == "items" else "not" for name in domain.SCENARIO_NAMES}  # "not loaded"
     assert states == expected, listing.stdout
-    users_line = next(line for line in listing.stdout.splitlines() if line.startswith("users"))
-    assert "users: 120" in users_line
+    items_line = next(line for line in listing.stdout.splitlines() if line.startswith("items"))
+    assert "items: 120" in items_line
     assert table_counts(config_for(postgresql_server, "cli_db"), "cli_db") == before
-    again = inv("scenario.load", "users", env=server_env)
+    again = inv("scenario.load", "items", env=server_env)
     assert again.returncode == 2 and "Pass --force" in again.stderr
-    assert inv("scenario.reset", "users", env=server_env).returncode == 0
-    assert "dropped" in inv("scenario.drop", "users", env=server_env).stdout
+    assert inv("scenario.reset", "items", env=server_env).returncode == 0
+    assert "dropped" in inv("scenario.drop", "items", env=server_env).stdout
 
 
 def test_scenario_load_fills_with_the_seed_it_is_given(server_env, postgresql_server):
@@ -188,25 +207,24 @@ def test_scenario_load_fills_with_the_seed_it_is_given(server_env, postgresql_se
     config = config_for(postgresql_server, "cli_db")
 
     def load(seed):
-        result = inv("scenario.load", "users", "--size", "20", "--seed", seed, "--force", env=server_env)
+        result = inv("scenario.load", "items", "--size", "20", "--seed", seed, "--force", env=server_env)
         assert result.returncode == 0, result.stderr
-        with connect(config, dbname="cli_db_scenario_users") as conn, conn.cursor() as cur:
-            cur.execute("SELECT email, name FROM users ORDER BY id")
-            return cur.fetchall()
+        with connect(config, dbname="cli_db_scenario_items") as conn, conn.cursor() as cur:
+            return domain.labels(cur)
 
     seven = load("7")
     assert load("8") != seven
     assert load("7") == seven
 
 
-def test_unknown_scenario_exits_2_listing_users(server_env):
+def test_unknown_scenario_exits_2_listing_the_scenarios(server_env):
     result = inv("scenario.load", "nope", env=server_env)
     assert result.returncode == 2
-    assert "available scenarios: empty, users, volume" in one_sentence(result.stderr)
+    assert f"available scenarios: {', '.join(domain.SCENARIO_NAMES)}." in one_sentence(result.stderr)
 
 
 def test_shell_of_a_scenario_not_loaded_exits_2(server_env):
-    result = inv("scenario.shell", "empty", env=server_env)
+    result = inv("scenario.shell", "blank", env=server_env)
     assert result.returncode == 2 and "not loaded" in result.stderr
 
 
@@ -260,7 +278,7 @@ def test_pointing_the_tasks_elsewhere_never_touches_the_local_cluster(server_env
         (("scenario.load",), "did not receive required positional arguments: 'name'"),
         (("db.nope",), "No idea what 'db.nope' is!"),
         (("dev", "--port", "abc"), "--port must be a whole number from 1 to 65535, got 'abc'"),
-        (("scenario.load", "users", "--size", "-3"), "--size must be a whole number"),
+        (("scenario.load", "items", "--size", "-3"), "--size must be a whole number"),
     ],
 )
 def test_usage_mistakes_exit_2_with_one_sentence(args, expected):
@@ -270,12 +288,13 @@ def test_usage_mistakes_exit_2_with_one_sentence(args, expected):
 
 
 def test_migration_tasks_move_the_schema(server_env):
-    assert inv("db.init", env=server_env).returncode == 0
-    down = inv("db.downgrade", "--revision", "base", env=server_env)
+    # The project's own models and migrations, whatever they are: they agree (tests/test_lifecycle.py checks it).
+    assert inv("db.init", env=server_env, cwd=ROOT).returncode == 0
+    down = inv("db.downgrade", "--revision", "base", env=server_env, cwd=ROOT)
     assert down.returncode == 0 and "at revision none (empty)" in down.stdout
-    up = inv("db.upgrade", env=server_env)
+    up = inv("db.upgrade", env=server_env, cwd=ROOT)
     assert up.returncode == 0 and "Database 'cli_db' at revision" in up.stdout
-    nothing = inv("db.migrate", "-m", "nothing to add", env=server_env)
+    nothing = inv("db.migrate", "-m", "nothing to add", env=server_env, cwd=ROOT)
     assert nothing.returncode == 0 and "no migration written" in nothing.stdout
     assert not list((ROOT / "migrations" / "versions").glob("*nothing_to_add*"))
 
@@ -292,7 +311,22 @@ def test_db_status_says_where_the_config_points(server_env):
     assert result.returncode == 0
     assert "Config 'development': database 'cli_db' on another server" in result.stdout
     assert "Local cluster:" in result.stdout and "Data directory:" in result.stdout
-    assert "; declared: 15" in result.stdout and "PostgreSQL: 15 (" in result.stdout
+    source = binaries.source(find_bindir(18))
+    assert f"PostgreSQL: declared 18, found 18 ({source}: " in result.stdout
+
+
+def test_db_status_without_the_declared_version_says_how_to_get_it(server_env, tmp_path):
+    for program in binaries.SERVER_PROGRAMS:
+        (tmp_path / program).write_text("#!/bin/sh\necho 'pg_ctl (PostgreSQL) 15.4'\n")
+        (tmp_path / program).chmod(0o755)
+    result = inv("db.status", env={**server_env, "POSTGRES_BINDIR": str(tmp_path)})
+    assert result.returncode == 0
+    status = [line for line in result.stdout.splitlines() if line.startswith("PostgreSQL:")]
+    assert status == [
+        "PostgreSQL: declared 18, not found: PostgreSQL 18 is declared (POSTGRES_MAJOR_VERSION) but only other "
+        f"versions were found (PostgreSQL 15 in {tmp_path}): point POSTGRES_BINDIR at PostgreSQL 18's bin "
+        "directory, or unset it."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -311,50 +345,77 @@ def test_dry_compose_commands(args, expected):
     assert result.returncode == 0 and f"docker compose -p app-development {expected}" in result.stdout
 
 
-def serve(args, env, url):
-    """Run a serving task; return (process, answer of GET url/users) after pressing Ctrl-C."""
-    process = start_task(*args, url=url, env=env)
+def serve(args, env, url, admin):
+    """Run a serving task; return (process, answer of GET url/readyz, the databases it connected to) after
+    pressing Ctrl-C."""
+    process = start_task(*args, url=url, env=env, cwd=copies["domain"])
     try:
-        return process, request(f"{url}/users")
+        answer = request(f"{url}/readyz")
+        with admin_cursor(admin) as cur:  # the app keeps its pooled connection open between requests
+            cur.execute("SELECT datname FROM pg_stat_activity WHERE datname LIKE 'cli_db%%' AND usename IS NOT NULL")
+            connected = {name for (name,) in cur.fetchall()}
+        return process, answer, connected
     finally:
         interrupt(process)
 
 
-def test_dev_serves_users_and_stops_on_ctrl_c(server_env):
+def test_dev_serves_and_stops_on_ctrl_c(server_env, postgresql_server):
     from devtools.processes import free_port
 
     port = free_port()
-    process, (status, body) = serve(["dev", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
-    assert status == 200 and json.loads(body)["users"] == []
+    admin = config_for(postgresql_server, "postgres")
+    url = f"http://127.0.0.1:{port}"
+    process, (status, body), connected = serve(["dev", "--port", str(port)], server_env, url, admin)
+    assert status == 200 and json.loads(body)["revision"] == domain.HEAD
+    assert connected == {"cli_db"}
     assert process.returncode == 0
 
 
-def test_scenario_serve_serves_the_scenario(server_env):
+def test_scenario_serve_serves_the_scenario(server_env, postgresql_server):
     from devtools.processes import free_port
 
     assert inv("db.init", env=server_env).returncode == 0
-    assert inv("scenario.load", "users", "--size", "7", env=server_env).returncode == 0
+    assert inv("scenario.load", "items", "--size", "7", env=server_env).returncode == 0
     port = free_port()
-    _, (status, body) = serve(["scenario.serve", "users", "--port", str(port)], server_env, f"http://127.0.0.1:{port}")
-    assert status == 200 and json.loads(body)["total"] == 7
+    url = f"http://127.0.0.1:{port}"
+    admin = config_for(postgresql_server, "postgres")
+    _, (status, _), connected = serve(["scenario.serve", "items", "--port", str(port)], server_env, url, admin)
+    assert status == 200 and "cli_db_scenario_items" in connected
 
 
 def test_shell_without_psql_says_how_to_install_it(server_env, tmp_path):
     assert inv("db.init", env=server_env).returncode == 0
-    result = inv("db.shell", env={**server_env, "PATH": str(tmp_path)})
+    # Server binaries of the declared version without a psql beside them, and no psql on PATH.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for program in binaries.SERVER_PROGRAMS:
+        (bindir / program).symlink_to(find_bindir(binaries.declared_major()) / program)
+    result = inv("db.shell", env={**server_env, "PATH": str(tmp_path), "POSTGRES_BINDIR": str(bindir)})
     assert result.returncode == 2
-    assert "psql is not installed" in one_sentence(result.stderr)
+    sentence = one_sentence(result.stderr)
+    assert "psql is not installed; `pip install -r requirements/testing.txt` installs PostgreSQL" in sentence
+    assert "apt-get install postgresql-client-18" in sentence
+
+
+def test_psql_advice_fits_the_platform():
+    mac = cli.client_advice("18", "darwin")
+    assert "brew install libpq" in mac and "apt-get" not in mac
+    assert "apt-get install postgresql-client-17" in cli.client_advice("17", "linux")
+    assert "postgresql.org" in cli.client_advice("18", "win32")
 
 
 def test_shell_runs_psql_on_the_database(server_env):
     assert inv("db.init", env=server_env).returncode == 0
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "db.shell"],
-        cwd=ROOT,
+        cwd=copies["domain"],
         env={**os.environ, **server_env},
-        input="SELECT count(*) AS n FROM users;\n",
+        input="SELECT count(*) AS n FROM items;\n\\echo client :VERSION_NUM\n",
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0 and " n " in result.stdout and "(1 row)" in result.stdout
+    # The psql of the declared major version (beside its server binaries), not whichever is first on PATH.
+    client = re.search(r"^client (\d+)$", result.stdout, re.MULTILINE)
+    assert client and int(client.group(1)) // 10000 == binaries.declared_major()

@@ -11,7 +11,7 @@ from devtools.databases import admin_cursor
 from devtools.identity import project_name
 from devtools.migrations import head_revision
 from devtools.postgres import cache as data_cache
-from project.revisions import MIGRATIONS_DIR
+from tests import domain
 from tests.helpers import ROOT, config_for
 from tests.server import MIGRATED_DATABASE, PREPARATION_CODE, RUN_DATABASE, preparation_key, start_server
 
@@ -47,19 +47,18 @@ def prepared_entries(cache) -> list:
 def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    migrations_dir = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, migrations_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    migrations_dir = domain.migrations_dir(tmp_path / "migrations")  # the tests' own (tests/domain)
 
     first = start_server(migrations_dir)
     try:
         assert not first.prepared  # nothing cached yet: migrated now
-        assert tables(first, RUN_DATABASE) == tables(first, MIGRATED_DATABASE) == {"alembic_version", "users"}
+        assert tables(first, RUN_DATABASE) == tables(first, MIGRATED_DATABASE) == {"alembic_version", "items"}
     finally:
         first.destroy()
     second = start_server(migrations_dir)
     try:
         assert second.prepared
-        assert tables(second, RUN_DATABASE) == {"alembic_version", "users"}
+        assert tables(second, RUN_DATABASE) == {"alembic_version", "items"}
     finally:
         second.destroy()
 
@@ -70,7 +69,7 @@ def test_the_server_comes_migrated_from_the_cache_until_a_migration_changes(tmp_
     third = start_server(migrations_dir)
     try:
         assert not third.prepared  # the changed migrations are a different key
-        assert tables(third, RUN_DATABASE) == tables(third, MIGRATED_DATABASE) == {"alembic_version", "users", "notes"}
+        assert tables(third, RUN_DATABASE) == tables(third, MIGRATED_DATABASE) == {"alembic_version", "items", "notes"}
     finally:
         third.destroy()
     assert len(prepared_entries(cache)) == 1  # the older migrations' copy was pruned

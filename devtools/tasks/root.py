@@ -28,13 +28,16 @@ def dev(c, host="127.0.0.1", port="5000", config=None):
         "package": "Python package name (default: DEST's name)",
         "name": "Project name, the README's title (default: from the package)",
         "database": "Base of the database names: BASE_dev, BASE_test, BASE (default: the package)",
+        "no-example": "Leave out the example users app (README: Make it yours)",
     }
 )
-def new(c, dest, package=None, name=None, database=None):
+def new(c, dest, package=None, name=None, database=None, no_example=False):
     """Start your own project in DEST from this one."""
     from devtools import new as generator
 
-    created = generator.create(cli.ROOT, Path(dest), package=package, title=name, database=database)
+    created = generator.create(
+        cli.ROOT, Path(dest), package=package, title=name, database=database, with_example=not no_example
+    )
     names = created.names
     databases = ", ".join(names.databases)
     print(f"Created {names.title} in {created.dest}: package '{names.package}', databases {databases}.")
