@@ -124,6 +124,11 @@ def test_a_failure_in_a_step_names_its_revision_and_message_and_says_nothing_was
     )
 
 
+def test_only_the_final_full_stop_of_the_error_is_dropped():
+    said = migrations._failure("upgrade", "shop", None, database_error("relation MAX.X."))
+    assert said == "Migration command 'upgrade' on database 'shop' failed: relation MAX.X."
+
+
 def test_a_step_without_a_message_or_a_log_is_named_as_it_prints():
     said = migrations._failure("downgrade", "shop", "b2", RuntimeError("no orig"))
     assert said.startswith("Migration b2 failed on database 'shop': no orig; the run was rolled back")
@@ -189,6 +194,18 @@ def test_a_database_error_becomes_the_failures_sentence(steps):
     assert str(refused.value) == (
         "Migration command 'guard_probe' on database 'shop' failed: permission denied for schema public."
     )
+
+
+def test_upgrade_goes_to_the_head_and_downgrade_one_step_back_unless_told(steps):
+    found, command, _ = steps
+    seen = []
+    command("upgrade", lambda cfg, revision: seen.append(("upgrade", revision)))
+    command("downgrade", lambda cfg, revision: seen.append(("downgrade", revision)))
+    found.upgrade()
+    found.downgrade()
+    found.upgrade("b2")
+    found.downgrade("base")
+    assert seen == [("upgrade", "head"), ("downgrade", "-1"), ("upgrade", "b2"), ("downgrade", "base")]
 
 
 def test_models_that_differ_are_reported_and_matching_ones_are_none(steps):
