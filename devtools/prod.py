@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import lifecycle
+from devtools.postgres import wheels
 from devtools.postgres.cluster import LocalCluster
 from devtools.target import Target, local_cluster
 from project import deploy_checks
@@ -53,12 +54,13 @@ def prepare(
     found = deploy_checks.problems(local, config)
     if found:
         raise ConfigError(f"Refusing to start under the '{config.name}' config: " + " ".join(found))
-    target = Target(local, cluster)
-    messages = [target.ensure_running(), cluster.version_note(), str(lifecycle.init_database(target))]
-    if not cluster.supports_tls():
-        messages.append(
-            "These PostgreSQL binaries have no TLS support: the simulation talks to the database unencrypted."
+    if not cluster.supports_tls():  # the checks above hold the config to an encrypting POSTGRES_SSLMODE
+        raise ConfigError(
+            f"The '{config.name}' config connects over TLS, and these PostgreSQL binaries ({cluster.bindir}) were "
+            f"built without it: {wheels.tls_advice()}."
         )
+    target = Target(local, cluster)
+    messages = [target.ensure_running(), str(lifecycle.init_database(target))]
     command = [
         sys.executable,
         "-m",

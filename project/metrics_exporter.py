@@ -8,11 +8,13 @@ The endpoint listens on METRICS_BIND, apart from the public port.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
 
 ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+HEADER_BYTES = 8  # a worker's file holds at least its "bytes used" header once the library has sized it
 
 
 def make_multiprocess_dir(environ: dict[str, str] | os._Environ = os.environ) -> str:
@@ -31,15 +33,43 @@ def split_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(bind: str, path: str):
-    """Serve the sum of the workers' metrics on ``bind`` in a thread of this process; return the server."""
-    from prometheus_client import CollectorRegistry, start_http_server
+def sized_files(path: str) -> list[str]:
+    """Return the workers' metric files that have their header.
+
+    prometheus_client creates a worker's file empty and sizes it a moment later; a scrape in that moment, or
+    after a worker killed in it, would fail whole on the empty file (prometheus/client_python#1199). Such a
+    file holds nothing yet, so leaving it out loses nothing.
+    """
+    sized = []
+    for name in glob.glob(os.path.join(path, "*.db")):
+        try:
+            if os.stat(name).st_size >= HEADER_BYTES:
+                sized.append(name)
+        except FileNotFoundError:  # a dead worker's gauges, removed since the listing
+            continue
+    return sized
+
+
+def registry(path: str):
+    """Return a registry whose one collector sums the sized files of ``path``."""
+    from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)
+    class SizedFilesCollector(MultiProcessCollector):
+        def collect(self):
+            return self.merge(sized_files(self._path), accumulate=True)
+
+    summed = CollectorRegistry()
+    SizedFilesCollector(summed, path=path)
+    return summed
+
+
+def serve(bind: str, path: str):
+    """Serve the sum of the workers' metrics on ``bind`` in a thread of this process; return the server."""
+    from prometheus_client import start_http_server
+
     host, port = split_bind(bind)
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    server, _thread = start_http_server(port, addr=host, registry=registry(path))
     return server
 
 

@@ -124,7 +124,7 @@ def request(url: str, method: str = "GET", body: bytes | None = None, timeout: f
             return exc.code, exc.read()
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
     """Block until ``url``/healthz answers 200; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     while True:
@@ -214,6 +214,12 @@ def interrupt(process: subprocess.Popen) -> str:
     return process.communicate(timeout=30)[0].decode()
 
 
+def children(pid: int) -> list[int]:
+    """Return the pids of process ``pid``'s children (pgrep, on Linux and macOS alike)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in found.stdout.split()]
+
+
 class Gunicorn:
     def __init__(self, process: subprocess.Popen, url: str):
         self.process = process
@@ -221,8 +227,7 @@ class Gunicorn:
 
     def workers(self) -> set[int]:
         """Return the pids of the master's worker processes."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return {int(pid) for pid in children.read_text().split()}
+        return set(children(self.process.pid))
 
 
 @contextlib.contextmanager

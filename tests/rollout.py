@@ -250,18 +250,20 @@ def migrated(image: str) -> bool:
 
 
 def proxy_trouble() -> list[str]:
-    """Return the proxy's error lines and the requests it answered slowly, retried or failed: where pauses come from."""
-    found = []
+    """Return the proxy's error lines, its retried or failed requests and its 15 slowest: where pauses come from."""
+    found, slow = [], []
     for line in container_logs("proxy").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             found.append(line)  # nginx's error log: upstream connect failures, time-outs
             continue
-        slow, retried = float(entry.get("duration_s", 0)) > 0.5, "," in entry.get("upstream", "")
-        if slow or retried or entry.get("status", 200) >= 300:
-            found.append(f"{entry['time']} {entry['status']} {entry['duration_s']} s via {entry['upstream']}")
-    return found
+        said = f"{entry['time']} {entry['status']} {entry['duration_s']} s via {entry['upstream']}"
+        if "," in entry.get("upstream", "") or entry.get("status", 200) >= 300:
+            found.append(said)
+        elif float(entry.get("duration_s", 0)) > 0.5:
+            slow.append((float(entry["duration_s"]), said))
+    return found + [said for _, said in sorted(slow, reverse=True)[:15]]
 
 
 def web_timeline() -> list[str]:
@@ -279,6 +281,12 @@ def web_timeline() -> list[str]:
         stopped = stopped[11:19] if not stopped.startswith("0001") else "running"
         found.append(f"{started[11:19]} to {stopped:8} {' '.join(address) or '-':14} {image}")
     return sorted(found)
+
+
+def tasks_now(service: str) -> list[str]:
+    """Return the service's tasks as swarm states them: desired and current state, image, error."""
+    form = "{{.Name}} {{.Image}} desired {{.DesiredState}}, {{.CurrentState}} {{.Error}}"
+    return docker("service", "ps", "--no-trunc", f"{STACK}_{service}", "--format", form, check=False).splitlines()
 
 
 def remove_stack() -> None:
@@ -321,6 +329,50 @@ def roll(workdir: Path, config, image: str) -> float:
     return time.monotonic() - started
 
 
+def run(workdir: Path, config, checked, port: int, steps: dict, began: dict, loads: list) -> bool:
+    """Build, deploy release 1, roll to 2 and back under load, then a bad release; True if release 1 held."""
+    started = time.monotonic()
+    from project.revisions import code_head
+
+    head = code_head(ROOT / "migrations")
+    for name in ("1", "2", "bad"):
+        build(release_tree(workdir, name, head), f"{IMAGES}-web:{name}")
+    proxy_build = ("build", "-q", "--build-arg", f"DEBIAN_IMAGE={DEBIAN_IMAGE}", "-t", f"{IMAGES}-proxy:1")
+    docker(*proxy_build, str(ROOT / "docker/proxy"))
+    steps["build three releases and the proxy"] = time.monotonic() - started
+    for setting, _ in checked.secrets:
+        docker("secret", "rm", secret_name(checked, setting), check=False)
+        docker("secret", "create", secret_name(checked, setting), "-", input=secrets.token_urlsafe(32))
+    started = time.monotonic()
+    postgres = postgres_image(config["POSTGRES_MAJOR_VERSION"])
+    deploy(infrastructure(workdir, checked, port, postgres))
+    wait("the database", lambda: running("db", postgres, 1), 180)
+    steps["deploy release 1"] = roll(workdir, config, f"{IMAGES}-web:1") + time.monotonic() - started
+    wait("the proxy", lambda: running("proxy", f"{IMAGES}-proxy:1", 1), 120)
+    load = Load(f"http://127.0.0.1:{port}/readyz")
+    loads.append(load)
+    load.start()
+    time.sleep(5)
+    began["migrate and roll out release 2"] = time.monotonic() - load.started
+    steps["migrate and roll out release 2"] = roll(workdir, config, f"{IMAGES}-web:2")
+    time.sleep(5)
+    rollback = release(workdir, config, f"{IMAGES}-web:1")["2-web"]
+    started = time.monotonic()
+    began["roll back to release 1"] = started - load.started
+    deploy(rollback)
+    wait("web back on release 1", lambda: running("web", f"{IMAGES}-web:1", REPLICAS))
+    steps["roll back to release 1"] = time.monotonic() - started
+    time.sleep(5)
+    started = time.monotonic()
+    began["bad release held back"] = started - load.started
+    deploy(release(workdir, config, f"{IMAGES}-web:bad")["2-web"])
+    wait("the bad release rolled back", lambda: update_state("web") == "rollback_completed", 300)
+    steps["bad release held back"] = time.monotonic() - started
+    held = running("web", f"{IMAGES}-web:1", REPLICAS)
+    time.sleep(5)
+    return held
+
+
 def main() -> int:
     problem = engine_problem()
     if sys.argv[1:] == ["--check"]:
@@ -335,58 +387,19 @@ def main() -> int:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 18080
     steps: dict[str, float] = {}
     began: dict[str, float] = {}  # when each step under load began, in seconds into the load
-    load = None
+    loads: list[Load] = []
+    failure, held = "", False
     try:
-        started = time.monotonic()
-        from project.revisions import code_head
-
-        head = code_head(ROOT / "migrations")
-        for name in ("1", "2", "bad"):
-            build(release_tree(workdir, name, head), f"{IMAGES}-web:{name}")
-        docker(
-            "build",
-            "-q",
-            "--build-arg",
-            f"DEBIAN_IMAGE={DEBIAN_IMAGE}",
-            "-t",
-            f"{IMAGES}-proxy:1",
-            str(ROOT / "docker/proxy"),
-        )
-        steps["build three releases and the proxy"] = time.monotonic() - started
-        for setting, _ in checked.secrets:
-            docker("secret", "rm", secret_name(checked, setting), check=False)
-            docker("secret", "create", secret_name(checked, setting), "-", input=secrets.token_urlsafe(32))
-        started = time.monotonic()
-        postgres = postgres_image(config["POSTGRES_MAJOR_VERSION"])
-        deploy(infrastructure(workdir, checked, port, postgres))
-        wait("the database", lambda: running("db", postgres, 1), 180)
-        steps["deploy release 1"] = roll(workdir, config, f"{IMAGES}-web:1") + time.monotonic() - started
-        wait("the proxy", lambda: running("proxy", f"{IMAGES}-proxy:1", 1), 120)
-        load = Load(f"http://127.0.0.1:{port}/readyz")
-        load.start()
-        time.sleep(5)
-        began["migrate and roll out release 2"] = time.monotonic() - load.started
-        steps["migrate and roll out release 2"] = roll(workdir, config, f"{IMAGES}-web:2")
-        time.sleep(5)
-        rollback = release(workdir, config, f"{IMAGES}-web:1")["2-web"]
-        started = time.monotonic()
-        began["roll back to release 1"] = started - load.started
-        deploy(rollback)
-        wait("web back on release 1", lambda: running("web", f"{IMAGES}-web:1", REPLICAS))
-        steps["roll back to release 1"] = time.monotonic() - started
-        time.sleep(5)
-        started = time.monotonic()
-        began["bad release held back"] = started - load.started
-        deploy(release(workdir, config, f"{IMAGES}-web:bad")["2-web"])
-        wait("the bad release rolled back", lambda: update_state("web") == "rollback_completed", 300)
-        steps["bad release held back"] = time.monotonic() - started
-        held = running("web", f"{IMAGES}-web:1", REPLICAS)
-        time.sleep(5)
-        report = load.stop()
-        trouble = proxy_trouble()
-        timeline = web_timeline()
+        try:
+            held = run(workdir, config, checked, port, steps, began, loads)
+        except SystemExit as exc:  # a step that did not finish: still report what the load and the proxy saw
+            failure = str(exc)
+        report = loads[0].stop() if loads else None
+        trouble, timeline = proxy_trouble(), web_timeline()
+        if failure:
+            timeline += tasks_now("web")
     finally:
-        if load is not None:
+        for load in loads:
             load.stop()
         remove_stack()
         for setting, _ in checked.secrets:
@@ -394,12 +407,16 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     for step, seconds in steps.items():
         print(f"{step:40} {seconds:6.1f} s" + (f" (from {began[step]:.1f} s into the load)" if step in began else ""))
-    print(report.summary())
+    if report:
+        print(report.summary())
     if trouble:
         print("the proxy's errors, and its requests that were slow, retried or not 2xx:")
-        print("\n".join(f"  {line}" for line in trouble[-40:]))
-    print("web containers (address, image, started, stopped, UTC):")
+        print("\n".join(f"  {line}" for line in trouble[:60]))
+    print("web containers (started, stopped, address, image; UTC), and the tasks when a step failed:")
     print("\n".join(f"  {line}" for line in timeline))
+    if failure:
+        print(f"FAILED: {failure}")
+        return 1
     print(f"after the bad release: {'release 1 still serves on every replica' if held else 'NOT release 1'}")
     return 0 if report.failed == 0 and held and report.releases.get("2") else 1
 

@@ -295,6 +295,9 @@ def test_the_postgres_image_follows_the_configs_major_version(name, monkeypatch)
 
     config = load_config(name, environ={}, require_secrets=False)
     assert compose.environ(config)["POSTGRES_IMAGE"].startswith(f"postgres:{config['POSTGRES_MAJOR_VERSION']}.")
+    # From 18 on the image keeps its data under /var/lib/postgresql/18/docker: the volume mounts its parent.
+    assert compose.environ(config)["POSTGRES_VOLUME"] == "/var/lib/postgresql"
+    assert images.postgres_volume("17") == "/var/lib/postgresql/data"
     monkeypatch.setenv("POSTGRES_MAJOR_VERSION", "14")
     with pytest.raises(ComposeError, match="pins no postgres image for it"):
         compose.environ(load_config(name, require_secrets=False))
@@ -367,6 +370,6 @@ def test_images_prints_each_pin_for_a_build_by_hand(capsys):
     assert images.main(["python"]) == 0 and capsys.readouterr().out.strip() == images.PYTHON_IMAGE
     assert images.main(["debian"]) == 0 and capsys.readouterr().out.strip() == images.DEBIAN_IMAGE
     assert images.main(["postgres", "production"]) == 0
-    assert capsys.readouterr().out.strip() == images.POSTGRES_IMAGES["15"]
+    assert capsys.readouterr().out.strip() == images.POSTGRES_IMAGES["18"]
     assert images.main(["postgres", "nope"]) == 2 and "no config 'nope'" in capsys.readouterr().err
     assert images.main([]) == 2

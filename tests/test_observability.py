@@ -1,15 +1,16 @@
 """Request ids, JSON log lines and metrics, in one process."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 
-from project import create_app
+from project import create_app, metrics_exporter
 from project.configuration import ConfigError, check_value
 from project.extensions import db
 from tests.helpers import ROOT
@@ -147,3 +148,16 @@ def test_text_log_lines_name_the_request_too():
     out = run_logging_app("text")
     assert SECRET not in "\n".join(out)
     assert any("WARNING project.app [req-42] about to fail with [Filtered]" in line for line in out)
+
+
+def test_the_summed_metrics_leave_out_a_worker_file_not_yet_sized(tmp_path):
+    # A worker writes its counter the way the library does; another has just created its file, still empty.
+    count = "from prometheus_client import Counter; Counter('jobs', 'Jobs done.').inc(3)"
+    environ = {**os.environ, metrics_exporter.ENVIRONMENT_VARIABLE: str(tmp_path)}
+    subprocess.run([sys.executable, "-c", count], env=environ, check=True, timeout=60)
+    (tmp_path / "counter_999999.db").touch()
+    (tmp_path / "gauge_livesum_999998.db").touch()
+
+    page = generate_latest(metrics_exporter.registry(str(tmp_path))).decode()
+
+    assert "jobs_total 3.0" in page

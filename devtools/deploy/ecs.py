@@ -24,8 +24,8 @@ from devtools.errors import DeployError
 
 # ECS stops a container with SIGKILL after stopTimeout seconds; Fargate allows at most 120.
 ECS_MAX_STOP_TIMEOUT = 120
-REGION = re.compile(rf"^{REGION_PATTERN}$")
-IAM_ROLE_ARN = re.compile(rf"^arn:{PARTITION}:iam::\d{{12}}:role/[A-Za-z0-9+=,.@_/-]+$")
+REGION = re.compile(rf"^{REGION_PATTERN}\Z")
+IAM_ROLE_ARN = re.compile(rf"^arn:{PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@_/-]+\Z")
 
 
 def ecs_task_definitions(plan: DeployPlan, region: str | None = None, execution_role: str | None = None) -> dict:

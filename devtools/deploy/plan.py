@@ -48,19 +48,19 @@ WEB_SIZE = Size(cpu_units=512, memory_mib=1024)
 MIGRATE_SIZE = Size(cpu_units=256, memory_mib=512)
 
 PARTITION = r"aws(?:-cn|-us-gov|-iso|-iso-[a-z])?"
-REGION_PATTERN = r"[a-z]{2}(?:-[a-z]+)+-\d"
+REGION_PATTERN = r"[a-z]{2}(?:-[a-z]+)+-[0-9]"
 SECRETS_MANAGER_ARN = re.compile(
-    rf"^arn:{PARTITION}:secretsmanager:(?P<region>{REGION_PATTERN}):\d{{12}}:secret:[A-Za-z0-9/_+=.@-]+"
-    r"(?::[^:]*:[^:]*:[^:]*)?$"
+    rf"^arn:{PARTITION}:secretsmanager:(?P<region>{REGION_PATTERN}):[0-9]{{12}}:secret:[A-Za-z0-9/_+=.@-]+"
+    r"(?::[^:]*:[^:]*:[^:]*)?\Z"
 )
 SSM_PARAMETER_ARN = re.compile(
-    rf"^arn:{PARTITION}:ssm:(?P<region>{REGION_PATTERN}):\d{{12}}:parameter/[A-Za-z0-9/_.-]+$"
+    rf"^arn:{PARTITION}:ssm:(?P<region>{REGION_PATTERN}):[0-9]{{12}}:parameter/[A-Za-z0-9/_.-]+\Z"
 )
 # A parameter name in the task's own region; only a path: a bare word is how other configs name an environment
 # variable, and deploying it would fail only when the task starts.
-SSM_PARAMETER_PATH = re.compile(r"^/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
-IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
-NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+SSM_PARAMETER_PATH = re.compile(r"^/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\Z")
+IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*\Z", re.IGNORECASE)
+NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?\Z")
 VALID_LOCATIONS = (
     "a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), an SSM parameter ARN "
     "(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME) or an SSM parameter path (/app/production/NAME)"
@@ -122,7 +122,7 @@ def plan(config: Config, image: str | None, name: str | None = None) -> DeployPl
     values = dict(plain)
     bind = values.get("GUNICORN_BIND", "0.0.0.0:8000")
     port = bind.rpartition(":")[2]
-    if not port.isdigit() or not 0 < int(port) < 65536 or bind.startswith(("127.", "localhost")):
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536 or bind.startswith(("127.", "localhost")):
         raise DeployError(
             f"{where}: GUNICORN_BIND is {bind!r}; a container must listen on all its addresses, e.g. 0.0.0.0:8000."
         )

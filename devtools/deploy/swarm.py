@@ -31,7 +31,7 @@ WEB_COMMAND = ["gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]
 # Written with $$ for each $: a stack file interpolates $NAME from the deploying shell's environment.
 EXPORT_SECRETS = 'for f in /run/secrets/*; do [ -f "$$f" ] && export "$${f##*/}=$$(cat "$$f")"; done; '
 # Swarm has no preStop: on SIGTERM the web replica keeps serving DRAIN_SECONDS more, while swarm's DNS and the
-# proxies' resolvers (nginx asks every 5 s) forget it, and only then passes the signal on to gunicorn.
+# proxies' resolvers (nginx asks every 2 s) forget it, and only then passes the signal on to gunicorn.
 DRAIN_SECONDS = 7
 # The trap is set before the command starts, so a SIGTERM that comes as soon as it runs still waits for the drain.
 RUN_DRAINED = (

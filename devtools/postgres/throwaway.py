@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from devtools.processes import free_port, process_start
 # mmap keeps dynamic shared memory inside the data directory, so a throwaway cluster leaves nothing elsewhere.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "dynamic_shared_memory_type=mmap")
 OWNER_FILE = "owner"
-SOCKET_PATH_MAX = 108  # sun_path's size on Linux, its terminating NUL included
+# sun_path's size, its terminating NUL included: 108 bytes on Linux, 104 on macOS and the BSDs.
+SOCKET_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
 
 
 class ThrowawayCluster(LocalCluster):
@@ -30,10 +32,10 @@ class ThrowawayCluster(LocalCluster):
     prepared = False
 
 
-def throwaway_root(min_free: int = 1 << 30) -> str:
+def throwaway_root(min_free: int = 1 << 30, shm: str = "/dev/shm") -> str:
     """Return where throwaway clusters go: memory-backed /dev/shm when it has room (initdb there is several times
-    faster than on disk, and a throwaway cluster needs no durability), else the system's temporary directory."""
-    shm = "/dev/shm"
+    faster than on disk, and a throwaway cluster needs no durability), else the system's temporary directory (macOS
+    has no /dev/shm)."""
     with contextlib.suppress(OSError):
         stats = os.statvfs(shm)
         if os.access(shm, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize >= min_free:

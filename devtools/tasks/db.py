@@ -7,6 +7,7 @@ from invoke import Collection, Exit
 from devtools import cli, lifecycle, migrations
 from devtools import target as targets
 from devtools.cli import confirm, say, task
+from devtools.errors import ClusterError
 from project.configuration import load_config
 
 
@@ -29,13 +30,16 @@ def status(c, config=None):
     """Show the local cluster's state and where its data lives."""
     config = load_config(config, require_secrets=False)
     cluster = targets.local_cluster()
-    print(f"Local cluster: {cluster.status()}, {cluster.host}:{cluster.port}")
+    try:
+        found, state = cluster.binaries(), str(cluster.status())
+    except ClusterError as exc:  # no binaries of the declared version: say so, and what to install
+        found, state = f"declared {cluster.major}, not found: {exc}", "unknown (no binaries to ask)"
+    print(f"Local cluster: {state}, {cluster.host}:{cluster.port}")
     where = "in the project" if cluster.base_dir.is_relative_to(cli.ROOT) else "outside the project (see README)"
     print(f"Data directory: {cluster.base_dir / 'data'} ({where})")
     points = "the local cluster" if targets.resolve(config, cluster).cluster else "another server"
     print(f"Config '{config.name}': database '{config['POSTGRES_DB']}' on {points}")
-    print(f"PostgreSQL: {cluster.version()} ({cluster.bindir}); declared: {config.get('POSTGRES_MAJOR_VERSION', '-')}")
-    say(cluster.version_note())
+    print(f"PostgreSQL: {found}")
 
 
 @task

@@ -5,6 +5,8 @@ The marshmallow schemas below both validate the requests and document them in th
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import marshmallow as ma
 from flask import current_app, url_for
 from marshmallow import validate
@@ -203,7 +205,7 @@ def list_users(page: int, per_page: int | None = None):
 @bp.doc(responses=READ_BACK)
 @bp.alt_response(400, "BAD_REQUEST")
 @bp.alt_response(409, "CONFLICT")
-@bp.alt_response(413, "REQUEST_ENTITY_TOO_LARGE")
+@bp.alt_response(413, HTTPStatus(413).name)  # CONTENT_TOO_LARGE from Python 3.13 on
 @bp.alt_response(415, "UNSUPPORTED_MEDIA_TYPE")
 @bp.alt_response(503, "SERVICE_UNAVAILABLE")
 def create_user(new_user: dict):
