@@ -30,7 +30,7 @@ copies: dict[str, Path] = {}
 
 @pytest.fixture(scope="module", autouse=True)
 def domain_project(tmp_path_factory):
-    """The project with the tests' own migrations and scenarios (tests/domain) in place of the app's."""
+    """The project with the tests' own table, migration and scenarios (tests/domain) beside the app's."""
     copies["domain"] = domain.project_copy(tmp_path_factory.mktemp("project-copy-") / "app")  # coverage maps it
     yield copies["domain"]
     copies.clear()
@@ -188,7 +188,7 @@ def test_scenario_load_then_list_shows_it_and_leaves_the_dev_database(server_env
     before = table_counts(config_for(postgresql_server, "cli_db"), "cli_db")
     load = inv("scenario.load", "items", "--size", "120", env=server_env)
     assert load.returncode == 0, load.stderr
-    assert "Scenario 'items' loaded into 'cli_db_scenario_items' (120 items)" in load.stdout
+    assert "Scenario 'items' loaded into 'cli_db_scenario_items' (120 items" in load.stdout  # then the app's tables
     listing = inv("scenario.list", env=server_env)
     states = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines() if line.strip()}
     expected = {name: "loaded" if name == "items" else "not" for name in domain.SCENARIO_NAMES}  # "not loaded"

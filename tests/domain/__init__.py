@@ -11,9 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from devtools import example
 from project.revisions import MIGRATIONS_DIR
-from tests.helpers import ROOT, copy_project
+from tests.helpers import copy_project
 
 DOMAIN = Path(__file__).resolve().parent
 SCENARIOS = DOMAIN / "scenarios"
@@ -32,16 +31,26 @@ def migrations_dir(target: Path) -> Path:
 
 
 def project_copy(target: Path, **development: str) -> Path:
-    """Copy the project into ``target`` (see tests.helpers.copy_project) with this domain's model, migrations and
-    scenarios in place of the example app's (which is removed as ``inv new --no-example`` removes it); return it."""
+    """Copy the project into ``target`` (see tests.helpers.copy_project) with this domain beside the app's own:
+    its model in a module of the package that ``models.py`` imports, its revision on top of the app's, and its
+    scenarios in place of the app's; return it.
+
+    Whatever the app is (the example, another domain, none), its models, views and migrations stay as they are,
+    so the tasks see a project like the developer's with one more table they can count on."""
+    from alembic.script import ScriptDirectory
+
     copy_project(target, **development)
-    shutil.copytree(
-        ROOT / "tests" / "example", target / "tests" / "example", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    example.remove(target)
-    shutil.copy2(DOMAIN / "models.py", target / "project" / "models.py")
-    shutil.rmtree(target / "migrations")
-    migrations_dir(target / "migrations")
+    package = target / "project"
+    shutil.copy2(DOMAIN / "models.py", package / "tooling_items.py")
+    with (package / "models.py").open("a") as models:
+        models.write("\n\nfrom project.tooling_items import Item  # noqa: E402,F401  the tooling tests' table\n")
+    heads = ScriptDirectory(str(target / "migrations")).get_heads()
+    below = None if not heads else heads[0] if len(heads) == 1 else tuple(heads)
+    versions = target / "migrations" / "versions"
+    versions.mkdir(exist_ok=True)  # a project with no migration yet may have none
+    for revision in VERSIONS.glob("*.py"):
+        text = revision.read_text().replace("down_revision = None", f"down_revision = {below!r}", 1)
+        (versions / revision.name).write_text(text)
     for scenario in (target / "scenarios").glob("*.py"):
         if scenario.name != "__init__.py":
             scenario.unlink()
