@@ -131,7 +131,8 @@ def tracked_files(root: Path) -> list[str]:
         raise NewProjectError("git is not installed; `inv new` copies the files git tracks.") from None
     if result.returncode != 0:
         raise NewProjectError(f"{root} is not a git checkout; `inv new` copies the files git tracks.")
-    return sorted({p for p in result.stdout.split("\0") if p and (root / p).is_file()})
+    # A link is copied as a link, whatever it points to (a directory too); a submodule is no file of ours.
+    return sorted({p for p in result.stdout.split("\0") if p and ((root / p).is_symlink() or (root / p).is_file())})
 
 
 def choose_names(

@@ -13,7 +13,7 @@ import pytest
 
 from devtools import identity, new
 from devtools.errors import NewProjectError
-from devtools.renaming import Renamer
+from devtools.renaming import Identity, Renamer
 from tests.helpers import ROOT
 
 
@@ -375,14 +375,14 @@ def test_a_wsgi_module_that_names_no_package_is_refused(tmp_path, text, said):
     assert str(refused.value).startswith(str(tmp_path / "wsgi.py")) and said in str(refused.value)
 
 
-def test_only_the_files_git_tracks_that_exist_are_copied(tmp_path):
+def test_the_files_git_tracks_or_would_track_that_exist_are_copied(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / "kept.txt").write_text("x")
-    (tmp_path / "gone.txt").write_text("x")
-    (tmp_path / "untracked.txt").write_text("x")
+    (tmp_path / ".gitignore").write_text("ignored.txt\n")
+    for name in ("kept.txt", "gone.txt", "untracked.txt", "ignored.txt"):
+        (tmp_path / name).write_text("x")
     subprocess.run(["git", "-C", str(tmp_path), "add", "kept.txt", "gone.txt"], check=True)
     (tmp_path / "gone.txt").unlink()
-    assert new.tracked_files(tmp_path) == ["kept.txt"]
+    assert new.tracked_files(tmp_path) == [".gitignore", "kept.txt", "untracked.txt"]
 
 
 def test_a_directory_outside_git_is_refused(outside):
@@ -426,3 +426,132 @@ def test_a_git_identity_needs_both_a_name_and_an_email(tmp_path, monkeypatch):
     assert new._has_identity(repo) is True
     subprocess.run(["git", "-C", str(repo), "config", "--unset", "user.name"], check=True)
     assert new._has_identity(repo) is False
+
+
+# -- a whole project, in-process -------------------------------------------------------------------
+
+
+def git_env(home: Path) -> dict[str, str]:
+    """An environment in which git knows no identity: a fresh account's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_AUTHOR", "GIT_COMMITTER")) and k != "EMAIL"}
+    return {**env, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+@pytest.fixture
+def source(tmp_path, monkeypatch):
+    """A small project of the test's own, committed: the shape `inv new` copies (wsgi.py names the package, the
+    configs name the databases and the port, pyproject.toml the project), with a link, a binary and a script."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for key, value in git_env(home).items():
+        monkeypatch.setenv(key, value)
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    root = tmp_path / "source"
+    shutil.copytree(ROOT / "config", root / "config", ignore=shutil.ignore_patterns("*.local.json"))
+    files = {
+        "wsgi.py": "from project.app import app\n",
+        "project/__init__.py": "",
+        "project/app.py": 'import project.models\n\napp = "project"\n',
+        "project/models.py": "",
+        "pyproject.toml": '[tool.devtools]\nname = "app"\n\n[tool.ruff]\nline-length = 100\n',
+        "README.md": "# Flask + PostgreSQL\n\nThe app lives in project/.\n",
+        "bin/serve": "#!/bin/sh\nexec gunicorn wsgi:app\n",
+    }
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    (root / "bin" / "serve").chmod(0o755)
+    (root / "logo.bin").write_bytes(b"\x89PNG\xff project")
+    (root / "docs").symlink_to("bin")  # a link to a directory, copied as the link it is
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=A", "-c", "user.email=a@b", "commit", "-qm", "one"],
+    ):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    return root
+
+
+def git_out(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_new_project_is_the_source_renamed_in_one_commit_of_its_own(source, outside):
+    dest = outside / "corner-shop"
+    created = new.create(source, dest, package="shop", title="Corner  Shop")
+
+    assert created.dest == dest and created.names == new.Names("shop", "Corner Shop", "shop")
+    assert sorted(
+        p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.relative_to(dest).parts[0].startswith(".")
+    ) == [
+        "CHANGELOG.md",
+        "README.md",
+        "bin",
+        "bin/serve",
+        "config",
+        *sorted(f"config/{p.name}" for p in (source / "config").iterdir()),
+        "docs",
+        "logo.bin",
+        "pyproject.toml",
+        "shop",
+        "shop/__init__.py",
+        "shop/app.py",
+        "shop/models.py",
+        "wsgi.py",
+    ]
+    assert (dest / "wsgi.py").read_text() == "from shop.app import app\n"
+    assert (dest / "shop" / "app.py").read_text() == 'import shop.models\n\napp = "shop"\n'
+    assert (dest / "README.md").read_text() == "# Corner Shop\n\nThe app lives in shop/.\n"
+    assert stat.S_IMODE((dest / "bin" / "serve").stat().st_mode) == 0o755
+    assert (dest / "logo.bin").read_bytes() == b"\x89PNG\xff project"
+    assert (dest / "docs").is_symlink() and os.readlink(dest / "docs") == "bin"
+    assert new.current_database(dest) == "shop" and new.current_database(source) == "app"
+    assert new.current_identity(dest) == Identity("shop", created.port)  # the project named after its package
+    assert created.port != new.current_identity(source).port and created.port in identity.DEVELOPMENT_PORTS
+
+    source_commit = git_out(source, "rev-parse", "--short", "HEAD")
+    assert (
+        f"- Corner Shop, started from the Flask + PostgreSQL project setup at commit {source_commit}."
+        in (dest / "CHANGELOG.md").read_text()
+    )
+    assert git_out(dest, "log", "--format=%an <%ae>|%s") == (
+        f"inv new <inv-new@localhost>|Start Corner Shop from the Flask + PostgreSQL project setup ({source_commit})"
+    )
+    assert git_out(dest, "branch", "--show-current") == "main" and git_out(dest, "status", "--porcelain") == ""
+    assert created.commit == git_out(dest, "rev-parse", "--short", "HEAD") and created.notes == []
+    assert git_out(source, "status", "--porcelain") == ""  # the source is left as it was
+
+
+def test_a_new_project_is_committed_by_the_users_own_identity_when_git_has_one(source, outside):
+    subprocess.run(["git", "config", "--global", "user.name", "Ada"], check=True)
+    subprocess.run(["git", "config", "--global", "user.email", "ada@example.com"], check=True)
+    dest = outside / "shop"
+    new.create(source, dest)
+    assert git_out(dest, "log", "--format=%an <%ae>") == "Ada <ada@example.com>"
+
+
+def test_a_name_the_source_uses_at_its_top_level_is_refused_before_anything_is_written(source, outside):
+    for taken in ("wsgi", "bin", "config"):
+        with pytest.raises(NewProjectError, match=f"--package '{taken}' is already a top-level name"):
+            new.create(source, outside / "x", package=taken)
+    assert list(outside.iterdir()) == []
+    new.create(source, outside / "same", package="project")  # its own package name stays free to keep
+    assert (outside / "same" / "project" / "app.py").is_file()
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_failure_half_way_leaves_the_destination_as_it_was(source, outside, monkeypatch, existed):
+    dest = outside / "shop"
+    if existed:
+        dest.mkdir(mode=0o700)
+
+    def fail(where):
+        assert (where / "shop" / "app.py").is_file()  # half made
+        raise RuntimeError("stopped half way")
+
+    monkeypatch.setattr(new, "_tidy", fail)
+    with pytest.raises(RuntimeError, match="stopped half way"):
+        new.create(source, dest, package="shop")
+    assert dest.is_dir() is existed and (not existed or list(dest.iterdir()) == [])
