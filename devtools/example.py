@@ -51,6 +51,11 @@ EDITS = (
 ADDED = {"project/models.py": EMPTY_MODELS, "tests/example/test_app.py": FIRST_TEST}
 
 
+def present(files: list[str]) -> bool:
+    """Tell whether the project whose files are ``files`` still has the example (any of its files)."""
+    return any(relative in EXAMPLE_FILES for relative in files)
+
+
 def kept(relative: str) -> bool:
     """Tell whether the file at ``relative`` stays once the example is gone (its replacement is written anew)."""
     return relative not in EXAMPLE_FILES and relative not in ADDED

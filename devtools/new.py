@@ -62,7 +62,7 @@ class Names:
     database: str
 
     @property
-    def project(self) -> str:
+    def project_name(self) -> str:
         """The project's name outside Python (compose projects, deployments, temporary directories)."""
         name = self.package.replace("_", "-").strip("-")
         return name if identity.NAME.match(name) else f"{name}-app"
@@ -215,9 +215,13 @@ def create(
     old_package = current_package(root)
     reserved = {p.split("/")[0].removesuffix(".py") for p in files} - {old_package}
     names = choose_names(dest, old_package, reserved, package, title, database)
+    if not with_example and not example.present(files):
+        raise NewProjectError(
+            "This project no longer has the example app that --no-example leaves out; run `inv new` without it."
+        )
     check_destination(root, dest)
     old = current_identity(root)
-    new = Identity(names.project, development_port(names.project))
+    new = Identity(names.project_name, development_port(names.project_name))
     renamer = Renamer(old_package, names.package, current_database(root), names.database, (old, new))
     commit = _source_commit(root)
     existed = dest.is_dir()

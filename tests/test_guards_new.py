@@ -55,7 +55,7 @@ def names(**given):
 def test_the_names_default_to_the_destinations():
     chosen = names(dest=ROOT.parent / "Corner-Shop")
     assert chosen == new.Names(package="corner_shop", title="Corner shop", database="corner_shop")
-    assert chosen.project == "corner-shop"
+    assert chosen.project_name == "corner-shop"
     assert chosen.databases == ("corner_shop_dev", "corner_shop_test", "corner_shop")
 
 
@@ -69,7 +69,7 @@ def test_given_names_win_and_the_title_is_tidied():
     [("shop", "shop"), ("shop_", "shop"), ("my_shop", "my-shop"), ("s", "s-app"), ("s_", "s-app")],
 )
 def test_the_project_name_is_the_package_with_dashes_made_valid(package, project):
-    assert new.Names(package, "T", package).project == project
+    assert new.Names(package, "T", package).project_name == project
     assert identity.NAME.match(project)
 
 
@@ -507,7 +507,7 @@ def test_a_new_project_is_the_source_renamed_in_one_commit_of_its_own(source, ou
     assert stat.S_IMODE((dest / "bin" / "serve").stat().st_mode) == 0o755
     assert (dest / "logo.bin").read_bytes() == b"\x89PNG\xff project"
     assert (dest / "docs").is_symlink() and os.readlink(dest / "docs") == "bin"
-    assert new.current_database(dest) == "shop" and new.current_database(source) == "app"
+    assert new.current_database(dest) == "shop" != new.current_database(source)
     assert new.current_identity(dest) == Identity("shop", created.port)  # the project named after its package
     assert created.port != new.current_identity(source).port and created.port in identity.DEVELOPMENT_PORTS
 
@@ -555,3 +555,12 @@ def test_a_failure_half_way_leaves_the_destination_as_it_was(source, outside, mo
     with pytest.raises(RuntimeError, match="stopped half way"):
         new.create(source, dest, package="shop")
     assert dest.is_dir() is existed and (not existed or list(dest.iterdir()) == [])
+
+
+def test_without_the_example_a_project_that_has_none_left_is_refused_in_one_sentence(source, outside):
+    with pytest.raises(NewProjectError) as refused:
+        new.create(source, outside / "shop", with_example=False)
+    assert str(refused.value) == (
+        "This project no longer has the example app that --no-example leaves out; run `inv new` without it."
+    )
+    assert list(outside.iterdir()) == []

@@ -2,6 +2,7 @@
 
 import shutil
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -62,16 +63,17 @@ def test_a_new_project_steps_past_a_taken_port():
 
 
 def test_the_renamer_moves_the_name_and_the_port_but_not_other_numbers():
-    renamer = Renamer("project", "shop", "app", "shop", (Identity("app", 15432), Identity("shop", 21234)))
+    # "warehouse", not this project's own name: `inv new` renames that one in this very file.
+    renamer = Renamer("project", "shop", "app", "shop", (Identity("warehouse", 15432), Identity("shop", 21234)))
     text = (
-        '[tool.devtools]\n# The name.\nname = "app"\n'
-        "compose project app-development; family app-production-web; group /ecs/app-production\n"
-        "cluster on 127.0.0.1:15432, not 154320; an app-server; ~/.cache/app-postgres\n"
+        '[tool.devtools]\n# The name.\nname = "warehouse"\n'
+        "compose project warehouse-development; family warehouse-production-web; group /ecs/warehouse-production\n"
+        "cluster on 127.0.0.1:15432, not 154320; a warehouse-server; ~/.cache/warehouse-postgres\n"
     )
     assert renamer.file("README.md", text) == (
         '[tool.devtools]\n# The name.\nname = "shop"\n'
         "compose project shop-development; family shop-production-web; group /ecs/shop-production\n"
-        "cluster on 127.0.0.1:21234, not 154320; an app-server; ~/.cache/shop-postgres\n"
+        "cluster on 127.0.0.1:21234, not 154320; a warehouse-server; ~/.cache/shop-postgres\n"
     )
 
 
@@ -101,4 +103,5 @@ def test_starting_on_a_port_a_running_server_holds_says_whose_it_is():
 
 
 def test_this_project_is_named_in_its_pyproject():
-    assert identity.project_name(ROOT) == "app"
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        assert identity.project_name(ROOT) == tomllib.load(file)["tool"]["devtools"]["name"]

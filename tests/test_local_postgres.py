@@ -124,10 +124,10 @@ def test_each_wheels_binaries_run_a_cluster(package, monkeypatch):
 
 def test_development_dir_falls_back_to_tmp_when_unreachable(tmp_path, monkeypatch):
     monkeypatch.setattr(development, "reachable_by", lambda path, user: False)
-    chosen = development.development_dir(tmp_path / "app")
+    chosen = development.development_dir(tmp_path / "checkout")
     assert chosen.parent == Path(tempfile.gettempdir())
-    assert re.fullmatch(r"app-postgres-[0-9a-f]{10}", chosen.name)
-    assert development.development_dir(tmp_path / "app") == chosen  # the same checkout, the same directory
+    assert re.fullmatch(r"checkout-postgres-[0-9a-f]{10}", chosen.name)  # named after the checkout's directory
+    assert development.development_dir(tmp_path / "checkout") == chosen  # the same checkout, the same directory
     assert development.development_dir(tmp_path / "other" / "app") != chosen  # another checkout, another one
     monkeypatch.setattr(development, "reachable_by", lambda path, user: True)
     assert development.development_dir(tmp_path) == tmp_path / ".local" / "postgres"

