@@ -169,7 +169,7 @@ def replace_the_example(blog: Path) -> None:
     (blog / "tests" / "example" / "test_posts.py").write_text(TESTS)
     (blog / "blog" / "models.py").write_text(MODELS)
     (blog / "blog" / "api" / "posts.py").write_text(VIEW)
-    (blog / "scenarios" / "posts.py")  # not named like the package: inv new renames that.write_text(SCENARIO)
+    (blog / "scenarios" / "posts.py").write_text(SCENARIO)  # not named like the package: inv new renames that
     app = (blog / "blog" / "app.py").read_text()
     app = app.replace(
         "from blog.api import errors, health, main, users", "from blog.api import errors, health, main, posts"
