@@ -33,7 +33,7 @@ import contextlib
 import os
 import random
 import signal
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 
 import pytest
 from pytest_postgresql import factories
@@ -63,6 +63,21 @@ def pytest_sessionstart(session):
     if os.environ.get("MUTANT_UNDER_TEST"):
         return  # a mutation run's test selection often needs no server: start one only when a test asks for it
     config.stash[early_server] = start_in_background()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    """Run the first test only once the run's server has started (or failed to).
+
+    The start runs in a thread of this process and reads what tests patch for their own length (LocalCluster's
+    methods, shutil.which, tempfile.tempdir, ...): a test that ran while a slow start (from an empty cache) was
+    still going could make it fail, or skip a step, and leave the run's tests without their server."""
+    future = session.config.stash.get(early_server, None)
+    if future is not None and not session.config.option.collectonly:
+        if not future.done():
+            import project.app  # noqa: F401  the app's imports overlap the rest of the start, as in postgresql_server
+        wait([future])  # a failed start is the postgresql_server fixture's to report, to the tests that need it
+    return (yield)
 
 
 def pytest_sessionfinish(session):

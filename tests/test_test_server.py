@@ -11,6 +11,7 @@ from devtools.databases import admin_cursor
 from devtools.identity import project_name
 from devtools.migrations import head_revision
 from devtools.postgres import cache as data_cache
+from devtools.postgres.throwaway import start_throwaway
 from tests import domain
 from tests.helpers import ROOT, config_for
 from tests.server import MIGRATED_DATABASE, PREPARATION_CODE, RUN_DATABASE, preparation_key, start_server
@@ -104,3 +105,64 @@ def test_the_cache_key_changes_with_the_code_that_prepares_the_databases(tmp_pat
     with open(tmp_path / changed, "a") as handle:
         handle.write("\n# changed\n")
     assert preparation_key(root=tmp_path) != before
+
+
+# A run's server whose start takes a while (as one from an empty cache does) and starts nothing.
+SLOW_START = """
+import threading
+from concurrent.futures import Future
+
+import tests.conftest
+
+
+class Started:
+    def destroy(self):
+        pass
+
+
+def slow_start():
+    future = Future()
+    threading.Timer(3, future.set_result, [Started()]).start()
+    return future
+
+
+tests.conftest.start_in_background = slow_start
+"""
+
+FIRST_TEST = """
+from tests.conftest import early_server
+
+
+def test_first(pytestconfig):
+    assert pytestconfig.stash[early_server].done(), "a test ran while the run's server was still starting"
+"""
+
+
+def test_no_test_runs_while_the_runs_server_is_starting(tmp_path):
+    # A test that patches what the start reads (LocalCluster's methods, shutil.which, tempfile.tempdir) must not
+    # overlap it: the start runs in a thread of the test process.
+    (tmp_path / "slow_start.py").write_text(SLOW_START)
+    (tmp_path / "test_first.py").write_text(FIRST_TEST)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    command = [sys.executable, "-m", "pytest", "-p", "slow_start", "-p", "tests.conftest", "-p", "no:cacheprovider"]
+    done = subprocess.run([*command, "-q", "test_first.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 passed" in done.stdout
+
+
+def test_a_running_servers_data_directory_is_never_cached(tmp_path, monkeypatch):
+    # A stop skipped (a test had patched LocalCluster.is_running while the run's server started) once left the
+    # copy of a running server in the cache: torn, and with a postmaster.pid naming that server while it lives.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = data_cache.DataDirectoryCache(data_cache.cache_home())
+    migrated = data_cache.Preparation(name="running copy", key="running copy", run=lambda cluster: None)
+    cluster = start_throwaway(prefix=f"{project_name()}-cache-pg-")
+    try:
+        entry = cache.entry(cluster, migrated)
+        cache.save(cluster, migrated)
+        assert not entry.exists()
+        cluster.stop()
+        cache.save(cluster, migrated)
+        assert (entry / "data" / "PG_VERSION").is_file() and not (entry / "data" / "postmaster.pid").exists()
+    finally:
+        cluster.destroy()

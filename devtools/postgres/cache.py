@@ -105,6 +105,9 @@ class DataDirectoryCache:
 
     def save(self, cluster: LocalCluster, preparation: Preparation | None = None) -> None:
         """Keep a copy of ``cluster``'s data directory (stopped, or freshly initialised) for the next cluster."""
+        if os.path.lexists(cluster.data_dir / "postmaster.pid"):
+            return  # a running (or crashed) server's: its files change while they are copied, and every copy would
+            # come with that server's pid, which makes pg_ctl take the copy for a running server while it lives
         entry = self.entry(cluster, preparation)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         check_private_dir(self.root, {os.geteuid()})
