@@ -60,3 +60,13 @@ def test_root_without_runuser_is_refused_with_what_to_do(tmp_path, monkeypatch):
 def test_without_dev_shm_throwaway_servers_go_to_the_temporary_directory(tmp_path):
     assert throwaway.throwaway_root(shm=str(tmp_path / "no-shm")) == tempfile.gettempdir()
     assert throwaway.throwaway_root(min_free=0, shm=str(tmp_path)) == str(tmp_path)
+
+
+@pytest.mark.parametrize(("uid", "systemd", "shm"), [(999, True, True), (1000, True, False), (1000, False, True)])
+def test_a_regular_accounts_servers_leave_dev_shm_where_systemd_would_empty_it(tmp_path, uid, systemd, shm):
+    """systemd-logind's RemoveIPC deletes a regular account's /dev/shm files when its last session ends."""
+    (tmp_path / "shm").mkdir()
+    where = str(tmp_path / ("systemd" if systemd else "no-systemd"))
+    os.makedirs(tmp_path / "systemd")
+    chosen = throwaway.throwaway_root(min_free=0, shm=str(tmp_path / "shm"), systemd=where, uid=uid)
+    assert chosen == (str(tmp_path / "shm") if shm else tempfile.gettempdir())

@@ -14,13 +14,15 @@ from devtools import identity
 from devtools.errors import ClusterError
 from devtools.postgres.cache import DataDirectoryCache, Preparation, cache_home
 from devtools.postgres.cluster import LocalCluster
-from devtools.postgres.safety import check_private_dir, write_private
+from devtools.postgres.safety import check_private_dir, server_user, write_private
 from devtools.processes import free_port, process_start
 
 # Settings that make a disposable server fast; durability does not matter for it.
 # mmap keeps dynamic shared memory inside the data directory, so a throwaway cluster leaves nothing elsewhere.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "dynamic_shared_memory_type=mmap")
 OWNER_FILE = "owner"
+# login.defs' SYS_UID_MAX: systemd-logind leaves the shared memory of accounts up to it alone.
+SYSTEM_UID_MAX = 999
 # sun_path's size, its terminating NUL included: 108 bytes on Linux, 104 on macOS and the BSDs.
 SOCKET_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
 
@@ -32,10 +34,25 @@ class ThrowawayCluster(LocalCluster):
     prepared = False
 
 
-def throwaway_root(min_free: int = 1 << 30, shm: str = "/dev/shm") -> str:
+def throwaway_root(
+    min_free: int = 1 << 30, shm: str = "/dev/shm", systemd: str = "/run/systemd/system", uid: int | None = None
+) -> str:
     """Return where throwaway clusters go: memory-backed /dev/shm when it has room (initdb there is several times
     faster than on disk, and a throwaway cluster needs no durability), else the system's temporary directory (macOS
-    has no /dev/shm)."""
+    has no /dev/shm).
+
+    Not /dev/shm where systemd runs and the server's account (``uid``, by default the one that runs the server) is a
+    regular one: systemd-logind's RemoveIPC, on by default, deletes such an account's files there when its last
+    session ends, a live server's data directory with them. System accounts (the postgres user under root) are
+    spared."""
+    if uid is None:
+        try:
+            server = server_user()
+        except ClusterError:  # root without a postgres user: no server will start, and its start says why
+            server = None
+        uid = server.pw_uid if server else os.geteuid()
+    if uid > SYSTEM_UID_MAX and os.path.isdir(systemd):
+        return tempfile.gettempdir()
     with contextlib.suppress(OSError):
         stats = os.statvfs(shm)
         if os.access(shm, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize >= min_free:
