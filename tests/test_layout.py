@@ -1,5 +1,6 @@
 """The layout holds: the image ships only the app, and a task works out its database target once."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -44,18 +45,31 @@ def test_no_module_of_the_app_mentions_the_tooling():
     assert offenders == []
 
 
+def imports_the_conftest(source: str) -> bool:
+    """Tell whether Python ``source`` imports tests.conftest (its own statements, not the code in its strings)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import) and any(alias.name == "tests.conftest" for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            if node.module == "tests.conftest" or (
+                node.module == "tests" and "conftest" in {a.name for a in node.names}
+            ):
+                return True
+    return False
+
+
 def test_no_test_imports_the_conftest():
     # pytest loads the conftest as a plugin; imported as a module too, its hooks and fixtures would exist twice.
     offenders = [
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "tests").rglob("*.py")
-        if re.search(
-            r"^\s*(from\s+tests\.conftest\s|from\s+tests\s+import\s+conftest|import\s+tests\.conftest)",
-            path.read_text(),
-            re.MULTILINE,
-        )
+        str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("*.py") if imports_the_conftest(path.read_text())
     ]
     assert offenders == []
+    # The rule, on what it must and must not find:
+    assert imports_the_conftest("import tests.conftest") and imports_the_conftest("from tests import conftest")
+    assert imports_the_conftest("def f():\n    from tests.conftest import early_server")
+    assert not imports_the_conftest('CODE = """\nimport tests.conftest\n"""') and not imports_the_conftest(
+        "import tests"
+    )
 
 
 @pytest.fixture
