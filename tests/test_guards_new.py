@@ -1,6 +1,7 @@
 """`inv new`'s rules one by one, in-process: the names it accepts and derives, the destinations it refuses, how it
 copies and tidies, and how it undoes a half-made project (test_new.py makes whole projects with the real task)."""
 
+import json
 import os
 import shutil
 import stat
@@ -437,6 +438,12 @@ def git_env(home: Path) -> dict[str, str]:
     return {**env, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
 
 
+# The small project's own names, none of them this project's (which `inv new` would rename in this very file),
+# and the package the tests give the new one: never this project's, which would shadow it.
+SOURCE_PACKAGE, SOURCE_DATABASE, SOURCE_NAME = "inventory", "stock", "warehouse"
+NEW = "shop" if new.current_package(ROOT) != "shop" else "store"
+
+
 @pytest.fixture
 def source(tmp_path, monkeypatch):
     """A small project of the test's own, committed: the shape `inv new` copies (wsgi.py names the package, the
@@ -449,21 +456,29 @@ def source(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     root = tmp_path / "source"
-    shutil.copytree(ROOT / "config", root / "config", ignore=shutil.ignore_patterns("*.local.json"))
+    (root / "config").mkdir(parents=True)
+    for config in ("development", "testing", "production"):
+        entries = json.loads((ROOT / "config" / f"{config}.json").read_text())
+        database = SOURCE_DATABASE + {"development": "_dev", "testing": "_test"}.get(config, "")
+        for entry in entries:
+            if entry["name"] == "POSTGRES_DB":
+                entry["value"] = database
+        (root / "config" / f"{config}.json").write_text(json.dumps(entries, indent=2) + "\n")
+    package = SOURCE_PACKAGE
     files = {
-        "wsgi.py": "from project.app import app\n",
-        "project/__init__.py": "",
-        "project/app.py": 'import project.models\n\napp = "project"\n',
-        "project/models.py": "",
-        "pyproject.toml": '[tool.devtools]\nname = "app"\n\n[tool.ruff]\nline-length = 100\n',
-        "README.md": "# Flask + PostgreSQL\n\nThe app lives in project/.\n",
+        "wsgi.py": f"from {package}.app import app\n",
+        f"{package}/__init__.py": "",
+        f"{package}/app.py": f'import {package}.models\n\napp = "{package}"\n',
+        f"{package}/models.py": "",
+        "pyproject.toml": f'[tool.devtools]\nname = "{SOURCE_NAME}"\n\n[tool.ruff]\nline-length = 100\n',
+        "README.md": f"# Flask + PostgreSQL\n\nThe app lives in {package}/.\n",
         "bin/serve": "#!/bin/sh\nexec gunicorn wsgi:app\n",
     }
     for relative, text in files.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
     (root / "bin" / "serve").chmod(0o755)
-    (root / "logo.bin").write_bytes(b"\x89PNG\xff project")
+    (root / "logo.bin").write_bytes(b"\x89PNG\xff " + package.encode())
     (root / "docs").symlink_to("bin")  # a link to a directory, copied as the link it is
     for args in (
         ["init", "-q", "-b", "main"],
@@ -480,35 +495,24 @@ def git_out(cwd: Path, *args: str) -> str:
 
 def test_a_new_project_is_the_source_renamed_in_one_commit_of_its_own(source, outside):
     dest = outside / "corner-shop"
-    created = new.create(source, dest, package="shop", title="Corner  Shop")
+    created = new.create(source, dest, package=NEW, title="Corner  Shop")
 
-    assert created.dest == dest and created.names == new.Names("shop", "Corner Shop", "shop")
-    assert sorted(
+    assert created.dest == dest and created.names == new.Names(NEW, "Corner Shop", NEW)
+    listed = sorted(
         p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.relative_to(dest).parts[0].startswith(".")
-    ) == [
-        "CHANGELOG.md",
-        "README.md",
-        "bin",
-        "bin/serve",
-        "config",
-        *sorted(f"config/{p.name}" for p in (source / "config").iterdir()),
-        "docs",
-        "logo.bin",
-        "pyproject.toml",
-        "shop",
-        "shop/__init__.py",
-        "shop/app.py",
-        "shop/models.py",
-        "wsgi.py",
-    ]
-    assert (dest / "wsgi.py").read_text() == "from shop.app import app\n"
-    assert (dest / "shop" / "app.py").read_text() == 'import shop.models\n\napp = "shop"\n'
-    assert (dest / "README.md").read_text() == "# Corner Shop\n\nThe app lives in shop/.\n"
+    )
+    configs = ["config/development.json", "config/production.json", "config/testing.json"]
+    package = [NEW, f"{NEW}/__init__.py", f"{NEW}/app.py", f"{NEW}/models.py"]
+    top = ["CHANGELOG.md", "README.md", "bin", "bin/serve", "config", *configs, "docs", "logo.bin", "pyproject.toml"]
+    assert listed == sorted([*top, *package, "wsgi.py"])
+    assert (dest / "wsgi.py").read_text() == f"from {NEW}.app import app\n"
+    assert (dest / NEW / "app.py").read_text() == f'import {NEW}.models\n\napp = "{NEW}"\n'
+    assert (dest / "README.md").read_text() == f"# Corner Shop\n\nThe app lives in {NEW}/.\n"
     assert stat.S_IMODE((dest / "bin" / "serve").stat().st_mode) == 0o755
-    assert (dest / "logo.bin").read_bytes() == b"\x89PNG\xff project"
+    assert (dest / "logo.bin").read_bytes() == b"\x89PNG\xff " + SOURCE_PACKAGE.encode()  # binary: left alone
     assert (dest / "docs").is_symlink() and os.readlink(dest / "docs") == "bin"
-    assert new.current_database(dest) == "shop" != new.current_database(source)
-    assert new.current_identity(dest) == Identity("shop", created.port)  # the project named after its package
+    assert new.current_database(dest) == NEW and new.current_database(source) == SOURCE_DATABASE
+    assert new.current_identity(dest) == Identity(NEW, created.port)  # the project named after its package
     assert created.port != new.current_identity(source).port and created.port in identity.DEVELOPMENT_PORTS
 
     source_commit = git_out(source, "rev-parse", "--short", "HEAD")
@@ -527,7 +531,7 @@ def test_a_new_project_is_the_source_renamed_in_one_commit_of_its_own(source, ou
 def test_a_new_project_is_committed_by_the_users_own_identity_when_git_has_one(source, outside):
     subprocess.run(["git", "config", "--global", "user.name", "Ada"], check=True)
     subprocess.run(["git", "config", "--global", "user.email", "ada@example.com"], check=True)
-    dest = outside / "shop"
+    dest = outside / NEW
     new.create(source, dest)
     assert git_out(dest, "log", "--format=%an <%ae>") == "Ada <ada@example.com>"
 
@@ -537,29 +541,29 @@ def test_a_name_the_source_uses_at_its_top_level_is_refused_before_anything_is_w
         with pytest.raises(NewProjectError, match=f"--package '{taken}' is already a top-level name"):
             new.create(source, outside / "x", package=taken)
     assert list(outside.iterdir()) == []
-    new.create(source, outside / "same", package="project")  # its own package name stays free to keep
-    assert (outside / "same" / "project" / "app.py").is_file()
+    new.create(source, outside / "same", package=SOURCE_PACKAGE)  # its own package name stays free to keep
+    assert (outside / "same" / SOURCE_PACKAGE / "app.py").is_file()
 
 
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_failure_half_way_leaves_the_destination_as_it_was(source, outside, monkeypatch, existed):
-    dest = outside / "shop"
+    dest = outside / NEW
     if existed:
         dest.mkdir(mode=0o700)
 
     def fail(where):
-        assert (where / "shop" / "app.py").is_file()  # half made
+        assert (where / NEW / "app.py").is_file()  # half made
         raise RuntimeError("stopped half way")
 
     monkeypatch.setattr(new, "_tidy", fail)
     with pytest.raises(RuntimeError, match="stopped half way"):
-        new.create(source, dest, package="shop")
+        new.create(source, dest, package=NEW)
     assert dest.is_dir() is existed and (not existed or list(dest.iterdir()) == [])
 
 
 def test_without_the_example_a_project_that_has_none_left_is_refused_in_one_sentence(source, outside):
     with pytest.raises(NewProjectError) as refused:
-        new.create(source, outside / "shop", with_example=False)
+        new.create(source, outside / NEW, with_example=False)
     assert str(refused.value) == (
         "This project no longer has the example app that --no-example leaves out; run `inv new` without it."
     )
