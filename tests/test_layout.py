@@ -2,6 +2,7 @@
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,19 @@ def test_scenario_load_opens_at_most_two_admin_connections(pointed_at, layout_db
     runner.wait_for_refill(target, "blank")  # the background process has connected by the time it lets go
     connects = admin_connects()[before:-1]  # the wait's own connection is the last
     assert connects == ["postgres", "postgres"]  # the load's, and the background process's that makes the spare
+
+
+def test_every_test_the_mutation_settings_name_exists():
+    # A renamed test left under --deselect makes mutmut's first pass fail, and `nox -s mutation` with it.
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        settings = tomllib.load(file)["tool"]["mutmut"]
+    args = settings["pytest_add_cli_args"]
+    deselected = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--deselect"]
+    named = [*settings["pytest_add_cli_args_test_selection"], *deselected]
+    missing = []
+    for test in named:
+        path, _, function = test.partition("::")
+        source = (ROOT / path).read_text() if (ROOT / path).is_file() else ""
+        if not source or (function and not re.search(rf"^def {re.escape(function)}\(", source, re.MULTILINE)):
+            missing.append(test)
+    assert len(named) > 20 and missing == []
