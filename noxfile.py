@@ -234,6 +234,7 @@ def smoke(session: nox.Session) -> None:
 def mutation(session: nox.Session) -> None:
     """Mutation-test the modules that guard users (mutmut); print the score and the surviving mutants."""
     install(session)
+    install_tls_binaries(session)  # the tests of `inv prod` it runs need a server with TLS, as in `tests`
     # Results are kept in mutants/ and reused while the code and tests are unchanged; delete it for a full run.
     session.run("mutmut", "run", *session.posargs, env=RUN_ENV)
     session.run("python", "-m", "tests.mutation", env=RUN_ENV)
