@@ -162,13 +162,14 @@ started: set[subprocess.Popen] = set()
 
 
 def default_sigint() -> None:
-    """Give a child a working Ctrl-C: a run started in the background (or an xdist worker) ignores SIGINT, and
-    children inherit that."""
+    """Give a child a working Ctrl-C and SIGQUIT: a run started in the background by a shell without job control
+    ignores both (an xdist worker ignores SIGINT), and children inherit that."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def spawn(argv: list[str], **options) -> subprocess.Popen:
-    """Start ``argv`` with SIGINT at its default, and remember it so the run stops it at the latest."""
+    """Start ``argv`` with SIGINT and SIGQUIT at their defaults, and remember it so the run stops it at the latest."""
     process = subprocess.Popen(argv, preexec_fn=default_sigint, **options)
     started.add(process)
     return process

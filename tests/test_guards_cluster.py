@@ -17,6 +17,7 @@ from devtools.errors import ClusterError
 from devtools.postgres import cluster as cluster_module
 from devtools.postgres.cluster import LocalCluster, Status
 from devtools.processes import free_port
+from tests.helpers import spawn
 
 as_root = os.geteuid() == 0
 # The server user runs programs here; a Python it can execute (the venv's may live under root's 0700 home).
@@ -352,7 +353,7 @@ def test_stop_is_fast_unless_told(local, monkeypatch):
 
 def test_destroy_quits_the_postmaster_and_deletes_the_directory(local, monkeypatch):
     initialised(local)
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    process = spawn([sys.executable, "-c", "import time; time.sleep(60)"])  # SIGQUIT at its default
     monkeypatch.setattr(LocalCluster, "postmaster_pid", lambda self: process.pid)
     try:
         local.destroy()
