@@ -137,8 +137,12 @@ def test_a_longer_database_name_is_refused():
 
 
 def test_a_database_name_is_held_to_the_package_rule():
-    with pytest.raises(NewProjectError, match=r"^--database 'Shop' must be a lowercase Python identifier"):
+    with pytest.raises(NewProjectError) as refused:
         names(package="shop", database="Shop")
+    assert str(refused.value) == (
+        "--database 'Shop' must be a lowercase Python identifier: a letter, then letters, digits or underscores "
+        "(for example 'shop')."
+    )
 
 
 def test_an_empty_title_is_refused():
@@ -325,7 +329,8 @@ def test_tidying_says_which_ruff_step_failed_and_why(scratch):
     (tmp_path / "a.py").write_text("import os\n")
     notes = new._tidy(tmp_path)
     assert len(notes) == 1 and notes[0].startswith("`ruff check --select I --fix --quiet` failed there: ")
-    assert "line-length" in notes[0]
+    said = notes[0].partition(" failed there: ")[2]
+    assert "line-length" in said and not said.startswith(("b'", 'b"'))  # ruff's words, not a repr of its bytes
 
 
 def test_without_ruff_tidying_is_left_to_the_user(tmp_path, monkeypatch):
@@ -334,6 +339,13 @@ def test_without_ruff_tidying_is_left_to_the_user(tmp_path, monkeypatch):
     assert new._tidy(tmp_path) == [
         "ruff is not installed: run `ruff check --select I --fix . && ruff format .` there before linting."
     ]
+
+
+def test_this_pythons_ruff_wins_over_one_on_the_path(scratch, monkeypatch):
+    monkeypatch.setattr(new.shutil, "which", lambda name: "/bin/false")  # a "ruff" that fails whatever it is asked
+    (scratch / "a.py").write_text("import sys\nimport os\n")
+    assert new._tidy(scratch) == []
+    assert (scratch / "a.py").read_text() == "import os\nimport sys\n"
 
 
 def test_a_ruff_on_the_path_is_used_when_this_python_has_none(scratch, monkeypatch):
@@ -536,12 +548,13 @@ def test_a_new_project_is_committed_by_the_users_own_identity_when_git_has_one(s
     assert git_out(dest, "log", "--format=%an <%ae>") == "Ada <ada@example.com>"
 
 
-def test_a_name_the_source_uses_at_its_top_level_is_refused_before_anything_is_written(source, outside):
+def test_a_name_the_source_uses_at_its_top_level_is_refused_before_anything_is_written(source, outside, monkeypatch):
     for taken in ("wsgi", "bin", "config"):
         with pytest.raises(NewProjectError, match=f"--package '{taken}' is already a top-level name"):
             new.create(source, outside / "x", package=taken)
     assert list(outside.iterdir()) == []
-    new.create(source, outside / "same", package=SOURCE_PACKAGE)  # its own package name stays free to keep
+    monkeypatch.syspath_prepend(str(source))  # importable, as it is where `inv new` runs: still free to keep
+    new.create(source, outside / "same", package=SOURCE_PACKAGE)
     assert (outside / "same" / SOURCE_PACKAGE / "app.py").is_file()
 
 
@@ -568,3 +581,48 @@ def test_without_the_example_a_project_that_has_none_left_is_refused_in_one_sent
         "This project no longer has the example app that --no-example leaves out; run `inv new` without it."
     )
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("with_example", [True, False])
+def test_without_the_example_its_files_go_its_mentions_are_edited_and_its_replacements_written(
+    source, outside, monkeypatch, with_example
+):
+    # The small project's own example, listed as devtools/example.py lists this project's.
+    users, app, models = f"{SOURCE_PACKAGE}/users.py", f"{SOURCE_PACKAGE}/app.py", f"{SOURCE_PACKAGE}/models.py"
+    (source / users).write_text(f'"""The {SOURCE_PACKAGE} users."""\n')  # uncommitted, as a change in progress
+    monkeypatch.setattr(new.example, "EXAMPLE_FILES", (users,))
+    monkeypatch.setattr(new.example, "EDITS", ((app, f"import {SOURCE_PACKAGE}.models\n", "import os\n"),))
+    monkeypatch.setattr(new.example, "ADDED", {models: f"from {SOURCE_PACKAGE}.app import app\n"})
+    dest = outside / "not" / "yet" / NEW  # parents made as needed
+    new.create(source, dest, package=NEW, database="depot", with_example=with_example)
+
+    assert (dest / NEW / "users.py").exists() is with_example
+    app_text = f'import {NEW}.models\n\napp = "{NEW}"\n' if with_example else f'import os\n\napp = "{NEW}"\n'
+    assert (dest / NEW / "app.py").read_text() == app_text
+    assert (dest / NEW / "models.py").read_text() == ("" if with_example else f"from {NEW}.app import app\n")
+    assert new.current_database(dest) == "depot"
+    source_commit = git_out(source, "rev-parse", "--short", "HEAD")
+    assert f"at commit {source_commit} plus uncommitted changes." in (dest / "CHANGELOG.md").read_text()
+
+
+def test_the_source_is_read_from_its_configs_whatever_the_environment_says(source, monkeypatch):
+    for config in ("development", "production"):
+        path = source / "config" / f"{config}.json"
+        entries = json.loads(path.read_text())
+        secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mail"  # no value here, nor needed
+        path.write_text(json.dumps([*entries, {"name": "MAIL_PASSWORD", "valueFrom": secret}]))
+    port = next(int(e["value"]) for e in json.loads((source / "config" / "development.json").read_text())
+                if e["name"] == "POSTGRES_PORT")  # fmt: skip
+    for name, value in {"APPLICATION_CONFIG": "testing", "POSTGRES_DB": "elsewhere", "POSTGRES_PORT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    assert new.current_database(source) == SOURCE_DATABASE
+    assert new.current_identity(source) == Identity(SOURCE_NAME, port)
+
+
+def test_the_identity_asked_for_is_the_new_projects_not_the_current_directorys(source, outside, monkeypatch):
+    subprocess.run(["git", "config", "user.name", "Here"], cwd=source, check=True)
+    subprocess.run(["git", "config", "user.email", "here@example.com"], cwd=source, check=True)
+    monkeypatch.chdir(source)
+    dest = outside / NEW
+    new.create(source, dest)
+    assert git_out(dest, "log", "--format=%an <%ae>") == "inv new <inv-new@localhost>"
