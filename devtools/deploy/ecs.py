@@ -61,8 +61,8 @@ def ecs_task_definitions(plan: DeployPlan, region: str | None = None, execution_
     migrate = _ecs_container(plan, "migrate", "migration", region)
     migrate["command"] = MIGRATE_COMMAND
     return {
-        "web": _ecs_task(plan, f"{plan.base}-web", web, WEB_SIZE, execution_role),
-        "migrate": _ecs_task(plan, f"{plan.base}-migrate", migrate, MIGRATE_SIZE, execution_role),
+        "web": _ecs_task(f"{plan.base}-web", web, WEB_SIZE, execution_role),
+        "migrate": _ecs_task(f"{plan.base}-migrate", migrate, MIGRATE_SIZE, execution_role),
     }
 
 
@@ -89,7 +89,7 @@ def _ecs_container(plan: DeployPlan, name: str, role: str, region: str) -> dict[
     }
 
 
-def _ecs_task(plan: DeployPlan, family: str, container: dict, size: Size, execution_role: str | None) -> dict[str, Any]:
+def _ecs_task(family: str, container: dict, size: Size, execution_role: str | None) -> dict[str, Any]:
     task: dict[str, Any] = {
         "family": family,
         "networkMode": "awsvpc",

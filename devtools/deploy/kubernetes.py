@@ -25,7 +25,7 @@ KUBERNETES_VERSION = "1.33.0"
 PRESTOP_SLEEP = 5
 
 
-def kubernetes_manifests(plan: DeployPlan, replicas: int = 2) -> dict[str, dict]:
+def kubernetes_manifests(plan: DeployPlan, replicas: int) -> dict[str, dict]:
     """Return the ConfigMap, Service, Deployment and migration Job, by file stem in the order to apply them."""
     return {
         "1-configmap": config_map(plan),

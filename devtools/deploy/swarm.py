@@ -46,7 +46,7 @@ READY_CHECK = (
 )
 
 
-def swarm_stacks(plan: DeployPlan, replicas: int = 2) -> dict[str, dict]:
+def swarm_stacks(plan: DeployPlan, replicas: int) -> dict[str, dict]:
     """Return the migration job's stack file and the web service's, by file stem in the order to deploy them."""
     return {
         "1-migrate": stack({"migrate": migration_job(plan)}, plan, "migration"),
