@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -43,10 +43,10 @@ class Application(Flask):
             view = self.view_functions.get(request.endpoint or "")
             if request.method not in SAFE_METHODS or getattr(view, "no_retry", False):
                 raise
-            if not retry_on_new_connection(exc) or g.get("retried"):
+            if not retry_on_new_connection(exc):
                 raise
             db.session.rollback()
-            g.retried = True
+            # Once: the second run is the parent's dispatch, which does not come back here.
             self.logger.info("retrying %s %s on a new connection after: %s", request.method, request.path, exc.orig)
             return super().dispatch_request()
 
