@@ -385,3 +385,73 @@ def test_the_binaries_are_named_by_where_they_were_found_not_the_copy_the_server
     monkeypatch.setattr(binaries, "wheel_bindirs", lambda: [(local._found, "a-wheel")])
     assert local.binaries() == f"declared {local.major}, found {local.version()} (a-wheel: {runs})"
     assert isinstance(local.version(), int)
+
+
+@pytest.mark.parametrize("socket_dir", [None, "/run/a-socket-dir"])
+def test_a_new_superuser_password_is_set_over_the_socket_when_there_is_one(base, monkeypatch, socket_dir):
+    local = LocalCluster(base, free_port(), socket_dir=Path(socket_dir) if socket_dir else None)
+    asked, written = [], []
+    monkeypatch.setattr(cluster_module.credentials, "new_password", lambda params, user: asked.append(params) or "pw")
+    monkeypatch.setattr(local, "write_passfile", written.append)
+    local.change_password()
+    assert asked == [
+        {"host": socket_dir or local.host, "port": local.port, "user": local.superuser, "dbname": "postgres",
+         "passfile": str(local.passfile)},
+    ]  # fmt: skip
+    assert written == ["pw"]
+
+
+@pytest.mark.parametrize(("openssl", "tls"), [(True, True), (True, False), (False, True), (False, False)])
+def test_a_certificate_is_made_only_with_openssl_and_binaries_built_with_tls(local, monkeypatch, openssl, tls):
+    made = []
+    monkeypatch.setattr(
+        cluster_module.shutil, "which", lambda name: "/usr/bin/openssl" if openssl and name == "openssl" else None
+    )
+    monkeypatch.setattr(LocalCluster, "supports_tls", lambda self: tls)
+    monkeypatch.setattr(cluster_module.credentials, "make_certificate", lambda data_dir, execute: made.append(data_dir))
+    local._make_certificate()
+    assert made == ([local.data_dir] if openssl and tls else [])
+
+
+def test_destroy_kills_a_postmaster_that_has_not_quit_after_ten_seconds(local, monkeypatch):
+    initialised(local)
+    code = (
+        "import signal, time; signal.signal(signal.SIGQUIT, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
+    process = spawn([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "ready\n"  # SIGQUIT is ignored from here on
+    waits = []
+
+    def wait_for_exit(pid, timeout):  # the ten seconds pass at once; the kill is then waited for
+        waits.append((pid, timeout))
+        return len(waits) > 1 and process.wait(timeout=5) is not None
+
+    monkeypatch.setattr(LocalCluster, "postmaster_pid", lambda self: process.pid)
+    monkeypatch.setattr(cluster_module, "wait_for_exit", wait_for_exit)
+    try:
+        local.destroy()
+        assert process.wait(timeout=5) == -signal.SIGKILL
+        assert waits == [(process.pid, 10), (process.pid, 5)]
+        assert not local.base_dir.exists()
+    finally:
+        process.kill()
+        process.stdout.close()
+
+
+@pytest.mark.parametrize("error", [ProcessLookupError, PermissionError])
+def test_destroy_goes_on_when_the_pid_is_gone_or_another_accounts(local, monkeypatch, error):
+    """The postmaster may exit between reading its pid and signalling it, or the pid be taken by another account's
+    process: the directory is deleted all the same."""
+    initialised(local)
+    sent = []
+
+    def kill(pid, sig):
+        sent.append((pid, sig))
+        raise error(pid)
+
+    monkeypatch.setattr(LocalCluster, "postmaster_pid", lambda self: 4321)
+    monkeypatch.setattr(cluster_module.os, "kill", kill)
+    monkeypatch.setattr(cluster_module, "wait_for_exit", lambda pid, timeout: len(sent) > 1)
+    local.destroy()
+    assert sent == [(4321, signal.SIGQUIT), (4321, signal.SIGKILL)]
+    assert not local.base_dir.exists()

@@ -12,6 +12,8 @@ import psycopg2
 import pytest
 
 from devtools.postgres import credentials, postmaster
+from devtools.processes import free_port
+from tests.helpers import PasswordCatcher
 
 
 def test_a_passfile_has_one_line_per_host_for_exactly_that_port_and_user(tmp_path):
@@ -49,6 +51,19 @@ def test_the_password_read_back_is_the_one_written_from_the_first_line(password)
     assert credentials.passfile_password(text) == password
 
 
+def test_an_unescaped_colon_in_the_password_field_is_part_of_the_password_as_libpq_reads_it():
+    assert credentials.passfile_password("h:1:*:u:a:b:c\n") == "a:b:c"
+
+
+def test_a_new_password_is_never_sent_to_a_server_asking_for_it_in_cleartext():
+    port = free_port()
+    with PasswordCatcher("127.0.0.1", port) as catcher:
+        params = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres", "password": "old"}
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            credentials.new_password(params, "postgres")
+    assert catcher.clients == 1 and catcher.received == []
+
+
 def test_scram_is_what_the_project_requires():
     assert credentials.REQUIRE_AUTH == "scram-sha-256"
 
@@ -63,7 +78,7 @@ def test_a_new_password_replaces_the_old_one_and_is_strong(postgresql_server):
         cur.execute("CREATE ROLE guard_rotated LOGIN PASSWORD 'first-password'")
     try:
         password = credentials.new_password(params, "guard_rotated")
-        assert len(password) >= 43  # 32 random bytes, URL-safe
+        assert len(password) == 43  # 32 random bytes, in URL-safe base64
         login = {**params, "user": "guard_rotated", "passfile": os.devnull}
         with psycopg2.connect(**{**login, "password": password}) as conn:
             assert conn.server_version
@@ -186,3 +201,19 @@ def test_what_holds_a_port_is_named(monkeypatch, data_dir, said):
     monkeypatch.setattr(postmaster, "postgres_data_dir", lambda port: asked.append(port) or data_dir)
     assert postmaster.port_holder(15999) == said
     assert asked == [15999]
+
+
+@pytest.mark.parametrize(("pid", "believed"), [(0, False), (1, False), (2, True), (4321, True)])
+def test_pid_one_or_lower_is_never_believed_whatever_the_process_table_says(tmp_path, monkeypatch, pid, believed):
+    """Pid 1 is a container's init (and 0 or less signals groups): never taken for the postmaster, even when the
+    process table matches."""
+    asked = []
+
+    def owner_and_cwd(found):
+        asked.append(found)
+        return os.getuid(), str(tmp_path.resolve())
+
+    monkeypatch.setattr(postmaster, "process_owner_and_cwd", owner_and_cwd)
+    write_pid(tmp_path, f"{pid}\n")
+    assert postmaster.postmaster_pid(tmp_path, os.getuid()) == (pid if believed else None)
+    assert asked == ([pid] if believed else [])

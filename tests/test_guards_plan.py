@@ -129,9 +129,9 @@ def test_without_a_metrics_setting_there_is_no_endpoint(tmp_path):
 
 @pytest.mark.parametrize("bind", ["127.0.0.1:9464", "127.9.9.9:9464", "localhost:9464", "[::1]:9464", "0.0.0.0:8080"])
 def test_a_metrics_endpoint_on_loopback_or_the_apps_port_is_refused(tmp_path, bind):
-    assert refusal(tmp_path, METRICS_BIND={"value": bind}).endswith(
-        f": METRICS_BIND is {bind!r}; in a container it must listen on all its addresses on a port of its own, "
-        "e.g. 0.0.0.0:9464 (or be empty for no metrics endpoint)."
+    assert refusal(tmp_path, METRICS_BIND={"value": bind}) == (
+        f"{tmp_path / 'production.json'}: METRICS_BIND is {bind!r}; in a container it must listen on all its "
+        "addresses on a port of its own, e.g. 0.0.0.0:9464 (or be empty for no metrics endpoint)."
     )
 
 
@@ -204,8 +204,25 @@ def test_a_refused_location_is_shown_whole_up_to_80_characters(length, shown):
     assert f"valueFrom {shown!r} is not" in str(refused.value)
 
 
-def test_a_refused_location_stops_the_plan(tmp_path):
-    assert "SECRET_KEY's valueFrom 'SECRET_KEY' is not" in refusal(tmp_path, SECRET_KEY={"valueFrom": "SECRET_KEY"})
+def test_a_refused_location_stops_the_plan_naming_the_file(tmp_path):
+    assert refusal(tmp_path, SECRET_KEY={"valueFrom": "SECRET_KEY"}) == (
+        f"{tmp_path / 'production.json'}: SECRET_KEY's valueFrom 'SECRET_KEY' is not {plan.VALID_LOCATIONS}."
+    )
+
+
+def test_every_secret_written_into_the_file_is_named_in_one_refusal(tmp_path):
+    said = refusal(tmp_path, API_TOKEN={"value": "abc"}, MAIL_PASSWORD={"value": "def"})
+    where = tmp_path / "production.json"
+    assert said == " ".join(
+        f"{where}: {name} looks like a secret but is stored as a literal 'value'; use 'valueFrom'."
+        for name in ("API_TOKEN", "MAIL_PASSWORD")
+    )
+
+
+@pytest.mark.parametrize(("path", "name"), [("/tmp", "tmp"), ("/var/cache/app/", "var-cache-app"), ("/", "root"),
+                                            ("/X/data-X", "X-data-X")])  # fmt: skip
+def test_a_volume_is_named_after_its_path(path, name):
+    assert plan.volume_name(path) == name
 
 
 # -- what each process gets ------------------------------------------------------------------------

@@ -177,7 +177,12 @@ def test_reset_copies_before_it_drops_and_says_so_when_the_template_is_in_use(it
             runner.reset(target, "items")
     finally:
         browser.close()
-    assert f"'{names.database}' was left as it was" in one_sentence(str(info.value))
+    said = one_sentence(str(info.value))
+    assert said.startswith(f"Scenario 'items' could not be reset: copying its template '{names.template}' failed (")
+    assert "is being accessed by other users" in said  # PostgreSQL's own reason, its first line
+    assert said.endswith(
+        f"); '{names.database}' was left as it was. Close any session on the template and run the reset again."
+    )
     assert table_counts(dev_config, names.database) == {"items": 0}
     runner.reset(target, "items")
     assert table_counts(dev_config, names.database) == {"items": 10}
@@ -208,6 +213,16 @@ def test_reset_without_a_spare_copies_the_template_and_has_one_made(items_loaded
     assert table_counts(dev_config, names.database) == {"items": 10}
     runner.wait_for_refill(target, "items")
     assert database_oid(dev_config, names.spare) is not None
+
+
+def test_reset_without_a_spare_clears_a_copy_left_by_a_reset_that_was_stopped(items_loaded, dev_config):
+    target, names = items_loaded
+    with admin_cursor(dev_config) as cur:
+        drop_database(cur, names.spare, mark=names.mark)
+        create_database(cur, names.fresh, mark=names.mark)  # empty: not the template's copy
+    delete_items(dev_config, names.database)
+    runner.reset(target, "items")
+    assert table_counts(dev_config, names.database) == {"items": 10}
 
 
 def delete_items(config, database):
