@@ -100,6 +100,7 @@ def test_a_program_runs_in_its_own_session_in_the_temporary_directory_with_the_s
         ("import sys; sys.exit(3)", "exit code 3"),
         ("import sys; print('first'); print('last'); sys.exit(1)", "last"),
         ("import sys; print('out'); sys.stderr.write('err one\\nerr two\\n'); sys.exit(1)", "err two"),
+        ("import sys; print('a'); print('b'); print('c'); sys.exit(1)", "c"),
     ],
 )
 def test_a_failing_program_is_one_sentence_with_its_last_line(local, script, detail):
@@ -455,3 +456,42 @@ def test_destroy_goes_on_when_the_pid_is_gone_or_another_accounts(local, monkeyp
     local.destroy()
     assert sent == [(4321, signal.SIGQUIT), (4321, signal.SIGKILL)]
     assert not local.base_dir.exists()
+
+
+def test_a_server_program_runs_from_the_binaries_checked_unless_told_with_the_options_given(local, monkeypatch):
+    seen = []
+    monkeypatch.setattr(local, "_execute", lambda program, argv, check=True, **options: seen.append(
+        (program, argv, check, options)))  # fmt: skip
+    local.run_program("pg_ctl", "status")
+    local.run_program("initdb", "-D", "x", check=False, cwd=Path("/"), environ={"A": "b"})
+    assert seen == [
+        ("pg_ctl", [str(local.bindir / "pg_ctl"), "status"], True, {}),
+        ("initdb", [str(local.bindir / "initdb"), "-D", "x"], False, {"cwd": Path("/"), "environ": {"A": "b"}}),
+    ]
+
+
+def test_without_a_socket_directory_the_passfile_names_the_tcp_address_alone(base):
+    found = LocalCluster(base, 15999)
+    base.mkdir()
+    found.write_passfile("pw")
+    assert found.passfile.read_text() == "127.0.0.1:15999:*:postgres:pw\n"
+
+
+def test_init_makes_the_cluster_once_with_a_strong_password_and_no_password_file_left(local):
+    assert local.init() is True
+    assert local.initialised() and len(local.password()) == 43  # secrets.token_urlsafe(32)
+    assert sorted(p.name for p in local.base_dir.iterdir()) == sorted([local.data_dir.name, local.passfile.name])
+    assert local.init() is False
+
+
+def test_a_data_directory_that_cannot_be_looked_into_counts_as_initialised(local, monkeypatch):
+    """Never init over a directory the server account made private: say it is there."""
+    is_file = Path.is_file
+
+    def refused(path):
+        if path.name == "PG_VERSION":
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    assert local.initialised() is True

@@ -242,13 +242,29 @@ def test_reset_copies_the_template_when_a_client_holds_on_to_the_database(items_
     assert table_counts(dev_config, names.database) == {"items": 10}
 
 
-def test_reset_clears_a_database_left_aside_by_a_refill_that_was_stopped(items_loaded, dev_config):
+def test_reset_clears_a_database_left_aside_by_a_refill_that_was_stopped(items_loaded, dev_config, monkeypatch):
     target, names = items_loaded
     with admin_cursor(dev_config) as cur:
         create_database(cur, names.trash, mark=names.mark)
-    spare = database_oid(dev_config, names.spare)
+    spare, used = database_oid(dev_config, names.spare), database_oid(dev_config, names.database)
+    monkeypatch.setattr(runner, "start_refill", lambda admin, names: None)  # the trash is kept to be seen
     runner.reset(target, "items")
     assert database_oid(dev_config, names.database) == spare
+    assert database_oid(dev_config, names.trash) == used  # the leftover went; the used database was set aside
+
+
+def test_reset_ends_the_sessions_on_the_database_and_sets_it_aside(items_loaded, dev_config, monkeypatch):
+    target, names = items_loaded
+    used = database_oid(dev_config, names.database)
+    monkeypatch.setattr(runner, "start_refill", lambda admin, names: None)
+    client = connect(dev_config, dbname=names.database)  # a GUI left open on the scenario
+    try:
+        runner.reset(target, "items")
+        with pytest.raises(psycopg2.OperationalError):
+            client.cursor().execute("SELECT 1")
+    finally:
+        client.close()
+    assert database_oid(dev_config, names.trash) == used  # renamed aside, not dropped
 
 
 def test_each_scenario_has_databases_of_its_own(dev_config):
