@@ -495,3 +495,21 @@ def test_a_data_directory_that_cannot_be_looked_into_counts_as_initialised(local
 
     monkeypatch.setattr(Path, "is_file", refused)
     assert local.initialised() is True
+
+
+def test_the_base_directory_is_born_private_whatever_the_umask(local, monkeypatch):
+    """Made 0700 at once, not opened up by the umask until the chmod that follows."""
+    seen = []
+    chmod = os.chmod
+
+    def spy(path, mode, **options):
+        seen.append(stat.S_IMODE(os.lstat(path).st_mode))
+        chmod(path, mode, **options)
+
+    monkeypatch.setattr(cluster_module.os, "chmod", spy)
+    old = os.umask(0)
+    try:
+        local.make_base_dir()
+    finally:
+        os.umask(old)
+    assert seen == [0o700] and stat.S_IMODE(local.base_dir.stat().st_mode) == 0o700
