@@ -388,3 +388,24 @@ def test_a_port_in_other_digits_is_refused(tmp_path, port):
     write(tmp_path, "development", [{"name": "POSTGRES_PORT", "value": port}])
     with pytest.raises(ConfigError, match="POSTGRES_PORT is a whole number from 0 to 65535"):
         load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("POSTGRES_REQUIRE_AUTH", "", None),  # empty: not set, for the one optional choice
+        ("POSTGRES_REQUIRE_AUTH", "plain", "'plain' is not valid; POSTGRES_REQUIRE_AUTH is one of scram-sha-256, "
+         "!password, md5, gss, sspi, password, none or empty."),
+        ("POSTGRES_SSLMODE", "", "'' is not valid; POSTGRES_SSLMODE is one of disable, allow, prefer, require, "
+         "verify-ca, verify-full."),
+    ],
+)  # fmt: skip
+def test_only_an_optional_choice_may_be_empty_and_its_refusal_says_so(name, value, said):
+    from project.configuration import check_value
+
+    if said is None:
+        check_value("here", name, value)
+    else:
+        with pytest.raises(ConfigError) as refused:
+            check_value("here", name, value)
+        assert str(refused.value) == f"here: {said}"

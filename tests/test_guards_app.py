@@ -221,3 +221,31 @@ def test_production_refuses_a_secret_written_into_its_config_file(tmp_path):
     said = deploy_checks.problems(unsafe, unsafe)
     assert len(said) == 3  # each sentence once, a space apart
     assert str(refused.value) == "Refusing to start under the production config: " + " ".join(said)
+
+
+def test_the_app_is_the_development_one_unless_named_and_only_production_is_held_to_the_deploy_checks():
+    from project.configuration import ConfigError, load_config
+
+    development = load_config("development", environ={})
+    assert create_app(overrides=development).config["CONFIG_NAME"] == "development"
+    weak = load_config("testing", environ={}).replace(SECRET_KEY="short")
+    assert create_app("testing", weak).config["SECRET_KEY"] == "short"  # a test config may be weak
+    with pytest.raises(ConfigError, match="^Refusing to start under the production config: "):
+        create_app("production", weak.replace(FLASK_CONFIG="production"))
+
+
+def test_error_reports_mask_every_secret_of_the_config_its_valueFrom_ones_too(tmp_path, monkeypatch):
+    import json
+
+    from project import error_reporting
+    from project.configuration import load_config
+    from tests.helpers import ROOT
+
+    entries = json.loads((ROOT / "config" / "testing.json").read_text())
+    secret = {"name": "MAIL_PASSWORD", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mail"}
+    (tmp_path / "testing.json").write_text(json.dumps([*entries, secret]))
+    config = load_config("testing", environ={"MAIL_PASSWORD": "mail-secret-1234"}, config_dir=tmp_path)
+    seen = []
+    monkeypatch.setattr(error_reporting, "register", lambda app, secrets: seen.append(tuple(secrets)))
+    create_app("testing", config)
+    assert len(seen) == 1 and "mail-secret-1234" in seen[0] and config["SECRET_KEY"] in seen[0]

@@ -513,3 +513,10 @@ def test_the_base_directory_is_born_private_whatever_the_umask(local, monkeypatc
     finally:
         os.umask(old)
     assert seen == [0o700] and stat.S_IMODE(local.base_dir.stat().st_mode) == 0o700
+
+
+def test_the_major_is_the_one_given_else_the_declared_one(base):
+    from devtools.postgres.binaries import declared_major
+
+    assert LocalCluster(base, free_port(), major=15).major == 15
+    assert LocalCluster(base, free_port()).major == declared_major()

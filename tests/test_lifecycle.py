@@ -248,3 +248,15 @@ def test_a_creation_under_a_taken_name_leaves_nothing_behind(postgresql_server):
             create_database(cur, "taken_db", mark=mark)
         assert not database_exists(cur, staging_name("taken_db"))
         drop_database(cur, "taken_db", mark=mark)
+
+
+def test_a_creation_releases_its_turn_and_a_leftover_drop_says_it_dropped_one(postgresql_server):
+    config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
+    with admin_cursor(config) as cur:
+        create_database(cur, "turns_db", mark=mark)
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cur.fetchone() == (0,)  # the session goes on, holding no turn
+        drop_database(cur, "turns_db", mark=mark)
+        cur.execute(f"CREATE DATABASE {staging_name('turns_db')}")  # unmarked: a creation killed half-way
+        assert drop_leftover(cur, "turns_db", mark) is True
+        assert drop_leftover(cur, "turns_db", mark) is False
