@@ -409,3 +409,22 @@ def test_only_an_optional_choice_may_be_empty_and_its_refusal_says_so(name, valu
         with pytest.raises(ConfigError) as refused:
             check_value("here", name, value)
         assert str(refused.value) == f"here: {said}"
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("", True), ("127.0.0.1:1", True), ("0.0.0.0:65535", True), ("[::1]:9464", True),
+     ("127.0.0.1:0", False), ("127.0.0.1:65536", False), ("127.0.0.1", False), ("a b:9464", False)],
+)  # fmt: skip
+def test_a_metrics_bind_is_empty_or_a_host_and_a_port_from_1_to_65535(value, valid):
+    from project.configuration import check_value
+
+    if valid:
+        check_value("here", "METRICS_BIND", value)
+    else:
+        with pytest.raises(ConfigError) as refused:
+            check_value("here", "METRICS_BIND", value)
+        assert str(refused.value) == (
+            f"here: {value!r} is not valid; METRICS_BIND is empty (no metrics endpoint) or HOST:PORT such as "
+            '"127.0.0.1:9464".'
+        )
