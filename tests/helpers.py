@@ -161,7 +161,7 @@ def inv(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
 started: set[subprocess.Popen] = set()
 
 
-def default_sigint() -> None:
+def default_signals() -> None:
     """Give a child a working Ctrl-C and SIGQUIT: a run started in the background by a shell without job control
     ignores both (an xdist worker ignores SIGINT), and children inherit that."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -170,7 +170,7 @@ def default_sigint() -> None:
 
 def spawn(argv: list[str], **options) -> subprocess.Popen:
     """Start ``argv`` with SIGINT and SIGQUIT at their defaults, and remember it so the run stops it at the latest."""
-    process = subprocess.Popen(argv, preexec_fn=default_sigint, **options)
+    process = subprocess.Popen(argv, preexec_fn=default_signals, **options)
     started.add(process)
     return process
 

@@ -24,7 +24,7 @@ from devtools.postgres.binaries import find_bindir
 from devtools.postgres.cluster import LocalCluster, Status
 from devtools.postgres.throwaway import throwaway_cluster
 from devtools.processes import free_port
-from tests.helpers import ROOT, default_sigint
+from tests.helpers import ROOT, default_signals
 
 as_root = os.geteuid() == 0
 
@@ -224,7 +224,7 @@ def run_inner(tmp_path, source):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         # An xdist worker ignores SIGINT and a child would inherit that; give the inner run Ctrl-C back.
-        preexec_fn=default_sigint,
+        preexec_fn=default_signals,
     )
     return process, report
 
