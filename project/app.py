@@ -70,9 +70,6 @@ def create_app(config_name: str = "development", overrides: Mapping[str, Any] | 
     app.config.from_object(base)
     app.config["CONFIG_NAME"] = config_name
     app.config.update(flask_settings(base, overrides or {}))
-    if config_name == "production":
-        # Whatever FLASK_DEBUG or the command line say, production never runs the debugger.
-        app.debug = False
     register_logging(app)
     register_observability(app, overrides or {})
     register_extensions(app)

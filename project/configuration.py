@@ -51,7 +51,7 @@ INTEGER_SETTINGS = {
     "GUNICORN_GRACEFUL_TIMEOUT": (1, 3600),
     "POSTGRES_MAJOR_VERSION": (10, 99),
 }
-BOOLEAN_SETTINGS = {"FLASK_DEBUG", "SESSION_COOKIE_SECURE", "API_DOCS"}
+BOOLEAN_SETTINGS = {"FLASK_DEBUG", "DEBUG", "SESSION_COOKIE_SECURE", "API_DOCS"}
 CHOICE_SETTINGS = {
     "FLASK_CONFIG": ("development", "testing", "production"),
     "POSTGRES_SSLMODE": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),

@@ -30,9 +30,9 @@ GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 def problems(values: Mapping[str, Any], config: Config | None = None) -> list[str]:
     """Return one sentence per deployment problem in ``values`` (and in ``config``'s file); empty when none."""
     found = []
-    debug = str(values.get("FLASK_DEBUG", "false")).lower()
-    if debug in TRUE_WORDS or values.get("DEBUG") is True:
-        found.append('FLASK_DEBUG is on: production must never run the debugger; set it to "false".')
+    for name in ("FLASK_DEBUG", "DEBUG"):  # DEBUG: Flask's own setting, as a config entry or a typed override
+        if str(values.get(name, "false")).lower() in TRUE_WORDS:
+            found.append(f'{name} is on: production must never run the debugger; set it to "false".')
     key = str(values.get("SECRET_KEY") or "")
     if not key:
         found.append(f"SECRET_KEY is not set: export a random value ({GENERATE_KEY}).")

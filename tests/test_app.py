@@ -34,6 +34,24 @@ def test_production_app_is_never_in_debug_mode(database, monkeypatch):
     assert create_app("production", overrides={**database, **STRONG}).debug is False
 
 
+def test_flasks_own_debug_setting_from_a_config_entry_is_a_boolean_and_refused_in_production(database):
+    assert create_app("testing", overrides={**database, "DEBUG": "false"}).debug is False  # a string would be truthy
+    assert create_app("testing", overrides={**database, "DEBUG": "true"}).debug is True
+    with pytest.raises(ConfigError, match="DEBUG is on: production must never run the debugger"):
+        create_app("production", overrides={**database, **STRONG, "DEBUG": "true"})
+
+
+def test_the_migrations_are_bound_to_the_apps_database_in_a_fresh_process(database, monkeypatch):
+    from flask_migrate import Migrate
+
+    import project.app
+
+    monkeypatch.setattr(project.app, "migrate", Migrate())  # as unbound as on import, whatever ran before
+    app = create_app("testing", overrides=database)
+    assert app.extensions["migrate"].db is db
+    assert app.extensions["migrate"].directory == str(app.config.get("MIGRATIONS_DIR") or project.app.MIGRATIONS_DIR)
+
+
 def test_string_settings_become_typed_flask_settings():
     from project.settings import BaseConfig
 

@@ -52,9 +52,16 @@ def test_each_problem_is_one_whole_sentence():
     ]
 
 
-def test_debug_counts_as_on_when_a_typed_setting_says_so():
-    assert deploy_checks.problems({**STRONG, "DEBUG": True})[0].startswith("FLASK_DEBUG is on")
+@pytest.mark.parametrize("on", [True, "true", "On", "1"])
+def test_flasks_own_debug_setting_counts_as_on_typed_or_as_a_config_entry(on):
+    assert deploy_checks.problems({**STRONG, "DEBUG": on}) == [
+        'DEBUG is on: production must never run the debugger; set it to "false".'
+    ]
+
+
+def test_debug_off_typed_or_as_a_config_entry_passes():
     assert deploy_checks.problems({**STRONG, "DEBUG": False}) == []
+    assert deploy_checks.problems({**STRONG, "DEBUG": "false"}) == []
     without = {k: v for k, v in STRONG.items() if k != "FLASK_DEBUG"}
     assert deploy_checks.problems(without) == []
 
