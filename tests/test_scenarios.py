@@ -5,6 +5,7 @@ The scenarios, migrations and table here are the tests' own (tests/domain), not 
 
 import os
 import random
+import re
 import threading
 import time
 
@@ -86,6 +87,88 @@ def test_existing_scenario_is_replaced_only_with_force(dev_config):
     runner.load(resolve(dev_config), "blank")
     with pytest.raises(runner.ScenarioExists, match="exists; pass --force"):
         runner.load(resolve(dev_config), "blank")
+
+
+def test_an_existing_scenario_is_replaced_once_the_user_confirms_it_by_its_database_name(dev_config):
+    target, asked = resolve(dev_config), []
+    runner.load(target, "items", size=3, confirm=asked.append)
+    assert asked == []  # nothing to replace: nothing asked
+    runner.load(target, "items", size=5, confirm=asked.append)
+    assert asked == ["scn_dev_scenario_items"] and table_counts(dev_config, "scn_dev_scenario_items") == {"items": 5}
+
+    def decline(database):
+        raise ScenarioError(f"{database} kept")
+
+    with pytest.raises(ScenarioError, match="^scn_dev_scenario_items kept$"):
+        runner.load(target, "items", size=7, confirm=decline)
+    assert table_counts(dev_config, "scn_dev_scenario_items") == {"items": 5}
+
+
+def test_a_client_that_connected_to_the_new_database_does_not_stop_its_template_being_saved(dev_config, monkeypatch):
+    names, clients = ScenarioNames.of(dev_config, "items"), []
+    fill = runner._fill
+
+    def fill_then_a_client_connects(*args, **kwargs):  # a GUI opening the new database as it appears, say
+        counts = fill(*args, **kwargs)
+        clients.append(connect(dev_config, dbname=names.database))
+        return counts
+
+    monkeypatch.setattr(runner, "_fill", fill_then_a_client_connects)
+    runner.load(resolve(dev_config), "items", size=4)
+    assert table_counts(dev_config, names.template) == {"items": 4}
+    with pytest.raises(psycopg2.OperationalError), clients[0].cursor() as cur:  # its session was ended
+        cur.execute("SELECT 1")
+    clients[0].close()
+
+
+def test_a_load_whose_connection_is_cut_says_what_failed_and_what_cleans_up(dev_config, monkeypatch):
+    target, names, pids = resolve(dev_config), ScenarioNames.of(dev_config, "items"), []
+    create_database, fill = runner.create_database, runner._fill
+
+    def create_noting_the_session(cur, *args, **kwargs):
+        pids.append(cur.connection.get_backend_pid())
+        return create_database(cur, *args, **kwargs)
+
+    def fill_then_the_session_is_ended(*args, **kwargs):  # the server restarts, say: clean-up cannot run either
+        counts = fill(*args, **kwargs)
+        with admin_cursor(dev_config) as cur:
+            cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pids[0],))
+        return counts
+
+    monkeypatch.setattr(runner, "create_database", create_noting_the_session)
+    monkeypatch.setattr(runner, "_fill", fill_then_the_session_is_ended)
+    with pytest.raises(ScenarioError) as info:
+        runner.load(target, "items", size=3)
+    assert re.fullmatch(  # libpq's and psycopg2's words for the cut depend on when the client notices it
+        r"Scenario 'items' failed while saving the template for reset: [^.]+\. Dropping its half-built database "
+        r"failed too \((connection|cursor) already closed\); run `inv scenario.drop items`\.",
+        one_sentence(str(info.value)),
+    )
+    monkeypatch.undo()
+    assert runner.drop(target, "items") is True
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, names.database)
+
+
+@pytest.mark.parametrize("killed_after", ["CREATE DATABASE", "COMMENT ON DATABASE"])
+def test_a_copy_killed_half_way_is_cleared_by_the_next_load_and_by_drop(items_loaded, dev_config, killed_after):
+    target, names = items_loaded
+
+    def half_made_fresh_copy():  # a reset killed while it copied the template, before or after marking the copy
+        with pytest.raises(Killed), admin_cursor(dev_config) as cur:
+            create_database(KilledAfter(cur, killed_after), names.fresh, template=names.template, mark=names.mark)
+        with admin_cursor(dev_config) as cur:
+            assert database_exists(cur, staging_name(names.fresh))
+
+    half_made_fresh_copy()
+    runner.load(target, "items", size=10, force=True)
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, staging_name(names.fresh))
+    runner.wait_for_refill(target, "items")
+    half_made_fresh_copy()
+    assert runner.drop(target, "items")
+    with admin_cursor(dev_config) as cur:
+        assert not database_exists(cur, staging_name(names.fresh))
 
 
 def test_reset_returns_to_the_loaded_state(dev_config):

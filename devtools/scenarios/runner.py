@@ -121,11 +121,15 @@ def _build(cur, config: Config, names: ScenarioNames, scenario: Scenario, **fill
     except ScenarioError:
         raise
     except Exception as exc:
-        with contextlib.suppress(Exception):
+        try:
             _drop_all(cur, names)
-        raise ScenarioError(
-            f"Scenario '{scenario.name}' failed while {step}: {first_line(exc)}. Its half-built database was dropped."
-        ) from exc
+            cleaned = "Its half-built database was dropped."
+        except Exception as drop_exc:  # the connection is gone, say: the cause above is what to report
+            cleaned = (
+                f"Dropping its half-built database failed too ({first_line(drop_exc)}); "
+                f"run `inv scenario.drop {scenario.name}`."
+            )
+        raise ScenarioError(f"Scenario '{scenario.name}' failed while {step}: {first_line(exc)}. {cleaned}") from exc
     return counts
 
 
