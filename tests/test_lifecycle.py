@@ -23,7 +23,7 @@ from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
 from tests import domain
-from tests.helpers import Killed, KilledAfter, config_for
+from tests.helpers import AfterStatement, Killed, KilledAfter, config_for
 from tests.server import scratch_database
 
 # A config for a database that does not exist yet on the run's server, with the tests' own migrations
@@ -248,6 +248,44 @@ def test_a_creation_under_a_taken_name_leaves_nothing_behind(postgresql_server):
             create_database(cur, "taken_db", mark=mark)
         assert not database_exists(cur, staging_name("taken_db"))
         drop_database(cur, "taken_db", mark=mark)
+
+
+def test_creations_of_one_name_take_turns_and_creations_of_another_do_not_wait(postgresql_server):
+    config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
+    others = []
+
+    def meanwhile(statement):  # a second creation starts while the first is half-way
+        with admin_cursor(config) as other:
+            other.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):  # it waits for its turn: the first's half is safe
+                create_database(other, "turn_db", mark=mark)
+            create_database(other, "other_turn_db", mark=mark)
+            others.append(database_mark(other, "other_turn_db"))
+
+    with admin_cursor(config) as cur:
+        create_database(AfterStatement(cur, "CREATE DATABASE", meanwhile), "turn_db", mark=mark)
+        assert others == [mark] and database_mark(cur, "turn_db") == mark
+        for name in ("turn_db", "other_turn_db"):
+            drop_database(cur, name, mark=mark)
+
+
+def test_a_creation_whose_connection_is_cut_half_way_raises_the_cut_and_is_recovered(postgresql_server):
+    config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
+
+    def cut(statement):  # the server ends the session (a restart, an administrator): nothing more goes through
+        with admin_cursor(config) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+    with admin_cursor(config) as cur:
+        pid = cur.connection.get_backend_pid()
+        # The clean-up and the release of the turn fail on the dead connection too; the caller sees the cut.
+        with pytest.raises(psycopg2.OperationalError):
+            create_database(AfterStatement(cur, "CREATE DATABASE", cut), "cut_db", mark=mark)
+    with admin_cursor(config) as cur:
+        assert not database_exists(cur, "cut_db")
+        create_database(cur, "cut_db", mark=mark)
+        assert database_mark(cur, "cut_db") == mark and not database_exists(cur, staging_name("cut_db"))
+        drop_database(cur, "cut_db", mark=mark)
 
 
 def test_a_creation_releases_its_turn_and_a_leftover_drop_says_it_dropped_one(postgresql_server):
