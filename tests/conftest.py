@@ -29,10 +29,13 @@ databases of ``tests.server.scratch_database``), so they pass whatever the app's
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import locale
 import os
 import random
 import signal
+import sys
 from concurrent.futures import Future, wait
 
 import pytest
@@ -188,3 +191,18 @@ def db_session(app):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "scenario(name, size=..., seed=...): start the test from a scenario's data")
+
+
+@pytest.fixture
+def ascii_locale():
+    """Text files default to ASCII, as on a machine whose locale is not UTF-8 (``LC_ALL=C`` with Python's locale
+    coercion turned off, an ISO-8859 locale): what the project reads or writes must say its encoding."""
+    if sys.flags.utf8_mode:
+        pytest.skip("Python runs in UTF-8 mode here (PYTHONUTF8=1): its text files are UTF-8 whatever the locale")
+    saved = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert codecs.lookup(locale.getpreferredencoding(False)).name == "ascii"
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)

@@ -104,6 +104,7 @@ def test_config_name_with_a_path_is_refused(config_dir):
         ),
         ('[{"name": "POSTGRES_PORT", "value": "abc"}]', r"'abc' is not valid; POSTGRES_PORT is a whole number from 0"),
         ('[{"name": "FLASK_DEBUG", "value": "maybe"}]', r"FLASK_DEBUG is \"true\" or \"false\""),
+        ('[{"name": "DEBUG", "value": "no way"}]', r"DEBUG is \"true\" or \"false\""),
         ('[{"name": "FLASK_CONFIG", "value": "staging"}]', r"FLASK_CONFIG is one of development, testing, production"),
     ],
 )
@@ -329,6 +330,13 @@ def test_a_file_that_cannot_be_read_or_decoded_is_one_sentence(tmp_path):
     assert str(info.value) == f"{tmp_path / 'latin.json'}: is not UTF-8 text."
     (tmp_path / "utf8.json").write_text('[{"name": "A", "value": "é"}]', encoding="utf-8")
     assert read_entries(tmp_path / "utf8.json") == [{"name": "A", "value": "é"}]
+
+
+def test_a_config_file_is_read_as_utf_8_whatever_the_locale(tmp_path, ascii_locale):
+    from project.configuration import read_entries
+
+    (tmp_path / "utf8.json").write_text('[{"name": "A", "value": "café"}]', encoding="utf-8")
+    assert read_entries(tmp_path / "utf8.json") == [{"name": "A", "value": "café"}]
 
 
 def test_a_value_of_another_json_type_gets_no_hint(tmp_path):

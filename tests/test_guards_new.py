@@ -605,6 +605,27 @@ def test_without_the_example_its_files_go_its_mentions_are_edited_and_its_replac
     assert f"at commit {source_commit} plus uncommitted changes." in (dest / "CHANGELOG.md").read_text()
 
 
+def test_a_new_project_keeps_its_text_whatever_the_locale(source, outside, monkeypatch, ascii_locale):
+    users, app, models = f"{SOURCE_PACKAGE}/users.py", f"{SOURCE_PACKAGE}/app.py", f"{SOURCE_PACKAGE}/models.py"
+    (source / users).write_text(f'"""The {SOURCE_PACKAGE} users."""\n')
+    (source / "wsgi.py").write_text(f"from {SOURCE_PACKAGE}.app import app  # « the app »\n", encoding="utf-8")
+    (source / app).write_text(f'import {SOURCE_PACKAGE}.models\n\napp = "{SOURCE_PACKAGE}"  # café\n', encoding="utf-8")
+    monkeypatch.setattr(new.example, "EXAMPLE_FILES", (users,))
+    monkeypatch.setattr(new.example, "EDITS", ())
+    monkeypatch.setattr(new.example, "ADDED", {models: f"from {SOURCE_PACKAGE}.app import app  # — added\n"})
+    created = new.create(source, outside / NEW, package=NEW, title="Café Corner", with_example=False)
+
+    def text(relative):
+        return (created.dest / relative).read_text(encoding="utf-8")
+
+    assert text("wsgi.py") == f"from {NEW}.app import app  # « the app »\n"
+    assert text(f"{NEW}/app.py") == f'import {NEW}.models\n\napp = "{NEW}"  # café\n'
+    assert text(f"{NEW}/models.py") == f"from {NEW}.app import app  # — added\n"
+    assert text("README.md").startswith("# Café Corner\n")
+    assert "- Café Corner, started from the Flask + PostgreSQL project setup" in text("CHANGELOG.md")
+    assert created.notes == []
+
+
 def test_the_source_is_read_from_its_configs_whatever_the_environment_says(source, monkeypatch):
     for config in ("development", "production"):
         path = source / "config" / f"{config}.json"
