@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from project.api.errors import error_response
+from project.api.fields import WholeNumber
 from project.extensions import autocommit_reads, db
 from project.models import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, User, user_json
 from project.openapi import Blueprint
@@ -150,12 +151,12 @@ class PageQuery(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    page = ma.fields.Integer(
+    page = WholeNumber(
         load_default=1,
         validate=validate.Range(min=1, max=PAGE_MAX, error="must be a whole number from 1 to {max}."),
         error_messages={"invalid": "must be a whole number from 1 up."},
     )
-    per_page = ma.fields.Integer(
+    per_page = WholeNumber(
         validate=ConfiguredMaximum("USERS_PER_PAGE_MAX", error="must be a whole number from 1 to {max}."),
         error_messages={"invalid": "must be a whole number from 1 up."},
         metadata={"description": "Users per page (default 20), at most the config's USERS_PER_PAGE_MAX."},

@@ -102,6 +102,9 @@ def test_pagination(client, user_factory):
         ("per_page=101", "per_page"),
         ("page=99999999999999999999", "page"),
         ("page=%C2%B2", "page"),
+        ("page=%F0%91%83%B4", "page"),  # Chakma four, which int() reads as 4
+        ("page=1_0", "page"),
+        ("per_page=%203", "per_page"),
     ],
 )
 def test_pagination_rejects_bad_parameters(client, query, field):
