@@ -1,12 +1,15 @@
 """The app's guards at their rules: which requests run again after their connection died, which digits a URL's
-integer takes, which headers every response gets, how many proxies are trusted, and where the migrations are."""
+or a request field's integer takes, which headers every response gets, how many proxies are trusted, and where the
+migrations are."""
 
 import logging
 
+import marshmallow as ma
 import pytest
 from sqlalchemy.exc import OperationalError
 
 from project import create_app
+from project.api.fields import WholeNumber
 from project.app import SAFE_METHODS, no_retry
 from project.extensions import db
 from project.revisions import MIGRATIONS_DIR
@@ -249,3 +252,37 @@ def test_error_reports_mask_every_secret_of_the_config_its_valueFrom_ones_too(tm
     monkeypatch.setattr(error_reporting, "register", lambda app, secrets: seen.append(tuple(secrets)))
     create_app("testing", config)
     assert len(seen) == 1 and "mail-secret-1234" in seen[0] and config["SECRET_KEY"] in seen[0]
+
+
+class NumberQuery(ma.Schema):
+    number = WholeNumber()
+
+
+@pytest.mark.parametrize(("given", "read"), [("0", 0), ("42", 42), ("-7", -7), ("007", 7), (12, 12), (2**70, 2**70)])
+def test_ascii_digits_and_json_integers_are_read(given, read):
+    assert NumberQuery().load({"number": given}) == {"number": read}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "١",  # Arabic-Indic one: int() reads every script's decimal digits
+        "𑃴",  # Chakma four
+        "２",  # fullwidth two
+        "1_0",  # int() skips underscores between digits
+        " 3",  # and whitespace around them
+        "3\n",
+        "+3",
+        "",
+        "-",
+        "3.0",
+        "0x10",
+        2.5,  # a JSON float, which int() would cut to 2
+        2.0,
+        True,  # bool is an int in Python, never in JSON
+    ],
+)
+def test_anything_else_int_would_read_is_not_a_valid_integer(given):
+    with pytest.raises(ma.ValidationError) as info:
+        NumberQuery().load({"number": given})
+    assert info.value.messages == {"number": ["Not a valid integer."]}
