@@ -20,5 +20,5 @@ class WholeNumber(ma.fields.Integer):
     def _validated(self, value):
         whole = ASCII_INTEGER.fullmatch(value) if isinstance(value, str) else isinstance(value, numbers.Integral)
         if not whole:
-            raise self.make_error("invalid", input=value)
+            raise self.make_error("invalid")
         return super()._validated(value)
