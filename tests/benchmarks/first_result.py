@@ -69,7 +69,8 @@ def seed_flow(pytest_step: list[float]) -> None:
         subprocess.run(["createdb", *address, "seed"], check=True, capture_output=True)
         workdir = Path(tempfile.mkdtemp(prefix="project-bench-seed-tests-"))
         (workdir / "test_seed.py").write_text(SEED_TESTS)
-        (workdir / "pytest.ini").write_text("[pytest]\n")
+        # The same plugins as ours: schemathesis is installed here for `nox -s contract`, not for pytest.
+        (workdir / "pytest.ini").write_text("[pytest]\naddopts = -p no:schemathesis\n")
         env = {
             **clean_env(),
             "PYTHONPATH": str(ROOT),
