@@ -244,6 +244,7 @@ def mutation(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure speed and memory against baselines from the same run; prints ratios."""
     install(session)
+    install_tls_binaries(session)  # the load benchmark serves the production config, which requires TLS
     session.run("python", "-m", "tests.benchmarks", *session.posargs, env=RUN_ENV)
 
 
