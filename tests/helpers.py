@@ -349,6 +349,14 @@ class Killed(BaseException):
     """The process stopped here, as SIGKILL or the OOM killer would stop it."""
 
 
+def end_session(config, pid: int) -> None:
+    """End session ``pid`` from the server's side, as a restart or an administrator would, and wait until it is gone."""
+    from devtools.databases import admin_cursor
+
+    with admin_cursor(config) as cur:
+        cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
 class AfterStatement:
     """A cursor that calls ``then(statement)`` right after it runs a statement starting with ``prefix``."""
 

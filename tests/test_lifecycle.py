@@ -23,7 +23,7 @@ from devtools.errors import DatabaseError
 from devtools.target import is_loopback, resolve
 from project.configuration import ConfigError, load_config
 from tests import domain
-from tests.helpers import AfterStatement, Killed, KilledAfter, config_for
+from tests.helpers import AfterStatement, Killed, KilledAfter, config_for, end_session
 from tests.server import scratch_database
 
 # A config for a database that does not exist yet on the run's server, with the tests' own migrations
@@ -204,27 +204,31 @@ def test_connect_passes_extra_parameters_to_the_driver(postgresql_server):
         assert cur.fetchone() == ("lifecycle-test",)
 
 
+def assert_made_again_over_its_leftover(config, name, mark):
+    """Assert that ``name`` is not there after a creation stopped half-way, and that the next creation makes it,
+    clearing the leftover under its staging name."""
+    with admin_cursor(config) as cur:
+        assert not database_exists(cur, name)
+        create_database(cur, name, mark=mark)
+        assert database_mark(cur, name) == mark and not database_exists(cur, staging_name(name))
+        drop_database(cur, name, mark=mark)
+
+
 def test_a_creation_killed_before_its_mark_leaves_no_unmarked_database_and_is_recovered(postgresql_server):
     config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
     with pytest.raises(Killed), admin_cursor(config) as cur:  # the connection goes, as a killed process's does
         create_database(KilledAfter(cur, "CREATE DATABASE"), "half_made", mark=mark)
     with admin_cursor(config) as cur:
-        assert not database_exists(cur, "half_made")
+        assert database_exists(cur, staging_name("half_made"))
         assert database_mark(cur, staging_name("half_made")) is None  # the leftover, under its staging name
-        create_database(cur, "half_made", mark=mark)
-        assert database_mark(cur, "half_made") == mark and not database_exists(cur, staging_name("half_made"))
-        drop_database(cur, "half_made", mark=mark)
+    assert_made_again_over_its_leftover(config, "half_made", mark)
 
 
 def test_a_creation_killed_before_its_rename_is_recovered(postgresql_server):
     config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
     with pytest.raises(Killed), admin_cursor(config) as cur:
         create_database(KilledAfter(cur, "COMMENT ON DATABASE"), "half_named", mark=mark)
-    with admin_cursor(config) as cur:
-        assert not database_exists(cur, "half_named")
-        create_database(cur, "half_named", mark=mark)
-        assert database_mark(cur, "half_named") == mark and not database_exists(cur, staging_name("half_named"))
-        drop_database(cur, "half_named", mark=mark)
+    assert_made_again_over_its_leftover(config, "half_named", mark)
 
 
 def test_a_database_under_a_staging_name_that_is_not_recognisably_a_leftover_is_kept(postgresql_server):
@@ -273,19 +277,14 @@ def test_a_creation_whose_connection_is_cut_half_way_raises_the_cut_and_is_recov
     config, mark = config_for(postgresql_server, "x"), owner_mark("testing")
 
     def cut(statement):  # the server ends the session (a restart, an administrator): nothing more goes through
-        with admin_cursor(config) as other:
-            other.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        end_session(config, pid)
 
     with admin_cursor(config) as cur:
         pid = cur.connection.get_backend_pid()
         # The clean-up and the release of the turn fail on the dead connection too; the caller sees the cut.
         with pytest.raises(psycopg2.OperationalError):
             create_database(AfterStatement(cur, "CREATE DATABASE", cut), "cut_db", mark=mark)
-    with admin_cursor(config) as cur:
-        assert not database_exists(cur, "cut_db")
-        create_database(cur, "cut_db", mark=mark)
-        assert database_mark(cur, "cut_db") == mark and not database_exists(cur, staging_name("cut_db"))
-        drop_database(cur, "cut_db", mark=mark)
+    assert_made_again_over_its_leftover(config, "cut_db", mark)
 
 
 def test_a_creation_releases_its_turn_and_a_leftover_drop_says_it_dropped_one(postgresql_server):

@@ -30,7 +30,7 @@ from devtools.scenarios import background, catalogue, copying, runner, spares
 from devtools.scenarios.naming import ScenarioNames
 from devtools.target import resolve
 from tests import domain
-from tests.helpers import Killed, KilledAfter, one_sentence
+from tests.helpers import Killed, KilledAfter, end_session, one_sentence
 from tests.server import scratch_database
 
 pytestmark = pytest.mark.usefixtures("domain_scenarios")
@@ -131,8 +131,7 @@ def test_a_load_whose_connection_is_cut_says_what_failed_and_what_cleans_up(dev_
 
     def fill_then_the_session_is_ended(*args, **kwargs):  # the server restarts, say: clean-up cannot run either
         counts = fill(*args, **kwargs)
-        with admin_cursor(dev_config) as cur:
-            cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pids[0],))
+        end_session(dev_config, pids[0])
         return counts
 
     monkeypatch.setattr(runner, "create_database", create_noting_the_session)
